@@ -1,0 +1,381 @@
+// Package forward listens on a local TCP port and relays every connection to
+// a remote address: zero-copy on Linux (splice), half-close passed on both
+// ways, exact byte counts, and a bounded record of every connection.
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/warmport/warmport/pool"
+)
+
+// DefaultDialTimeout bounds an upstream dial when Config.DialTimeout is zero.
+const DefaultDialTimeout = 10 * time.Second
+
+// ErrIdle is what Serve returns when it stopped because no connection came
+// for Config.ExitIdle.
+var ErrIdle = errors.New("forward: idle")
+
+// Config says what to forward and how. The zero value of every optional
+// field is documented next to it.
+type Config struct {
+	Local  string // address to listen on, as ParseLocal returns it; required
+	Remote string // address to dial, as ParseRemote returns it; required
+
+	DialTimeout time.Duration // 0 = DefaultDialTimeout
+	IdleTimeout time.Duration // close a pair after this long with no byte either way; 0 = never
+	MaxConns    int           // clients relayed at once, extra ones wait in the backlog; 0 = no limit
+	ExitIdle    time.Duration // Serve returns ErrIdle after this long with no connection; 0 = never
+	Reuse       bool          // recycle an upstream after a clean client close (request/response protocols only)
+	Pool        pool.Config   // warm pool; its Dial is set by New
+	MaxRecords  int           // closed connections kept for the summary; 0 = DefaultMaxRecords
+
+	// OnClose, if set, is called once for each connection after it closed,
+	// from that connection's goroutine.
+	OnClose func(Record)
+}
+
+// Forwarder owns a listener, the warm pool and every pair it relays.
+type Forwarder struct {
+	cfg     Config
+	ln      *net.TCPListener
+	pool    *pool.Pool
+	recs    *records
+	started time.Time
+	sem     chan struct{} // nil when MaxConns is 0
+
+	hardCtx    context.Context // canceled when the drain gives up: aborts dials
+	hardCancel context.CancelFunc
+	quit       chan struct{} // closed when accepting stops
+	quitOnce   sync.Once
+	serving    sync.WaitGroup // Serve itself
+	pairs      sync.WaitGroup // one per accepted connection
+
+	nextID             atomic.Uint64
+	conns, failed      atomic.Uint64
+	bytesUp, bytesDown atomic.Int64
+	idleExit           atomic.Bool
+	mu                 sync.Mutex
+	active             map[uint64]*pair
+	idleTimer          *time.Timer
+	idleGen            uint64
+}
+
+// New validates cfg, listens on cfg.Local and starts warming the pool.
+func New(cfg Config) (*Forwarder, error) {
+	if cfg.Local == "" || cfg.Remote == "" {
+		return nil, errors.New("forward: Local and Remote are required")
+	}
+	f := &Forwarder{cfg: cfg, recs: newRecords(cfg.MaxRecords), quit: make(chan struct{}),
+		active: make(map[uint64]*pair)}
+	if cfg.MaxConns > 0 {
+		f.sem = make(chan struct{}, cfg.MaxConns)
+	}
+	ln, err := net.Listen("tcp", cfg.Local)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Local, err)
+	}
+	f.ln = ln.(*net.TCPListener)
+	pc := cfg.Pool
+	pc.Dial = f.dialUpstream
+	if f.pool, err = pool.New(pc); err != nil {
+		f.ln.Close()
+		return nil, err
+	}
+	f.hardCtx, f.hardCancel = context.WithCancel(context.Background())
+	f.started = time.Now()
+	return f, nil
+}
+
+// Addr is the address actually listened on (port 0 resolved).
+func (f *Forwarder) Addr() *net.TCPAddr { return f.ln.Addr().(*net.TCPAddr) }
+
+func (f *Forwarder) dialTimeout() time.Duration {
+	if f.cfg.DialTimeout > 0 {
+		return f.cfg.DialTimeout
+	}
+	return DefaultDialTimeout
+}
+
+func (f *Forwarder) dialUpstream(ctx context.Context) (*net.TCPConn, error) {
+	d := net.Dialer{Timeout: f.dialTimeout()}
+	c, err := d.DialContext(ctx, "tcp", f.cfg.Remote)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
+}
+
+// Serve accepts connections until ctx is done (it returns nil) or no
+// connection came for ExitIdle (it returns ErrIdle). It never gives up on
+// temporary accept errors such as running out of file descriptors: it backs
+// off, 5 ms doubling to 1 s, as net/http's Server does. Connections still
+// open when it returns keep going: Shutdown drains them.
+func (f *Forwarder) Serve(ctx context.Context) error {
+	f.serving.Add(1)
+	defer f.serving.Done()
+	stop := context.AfterFunc(ctx, f.stopAccepting)
+	defer stop()
+	f.armIdle()
+	var delay time.Duration
+	for {
+		if !f.acquire() {
+			return f.serveResult()
+		}
+		c, err := f.ln.AcceptTCP()
+		if err != nil {
+			f.release()
+			select {
+			case <-f.quit:
+				return f.serveResult()
+			default:
+			}
+			if !isTemporary(err) {
+				f.stopAccepting()
+				return fmt.Errorf("accept on %s: %w", f.Addr(), err)
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			select {
+			case <-time.After(delay):
+			case <-f.quit:
+			}
+			continue
+		}
+		delay = 0
+		f.start(c)
+	}
+}
+
+func (f *Forwarder) serveResult() error {
+	if f.idleExit.Load() {
+		return ErrIdle
+	}
+	return nil
+}
+
+func isTemporary(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ECONNABORTED,
+		syscall.ENOBUFS, syscall.ENOMEM, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// acquire waits for a MaxConns slot before accepting, so extra clients wait
+// in the kernel's backlog (none is refused) and the upstream never sees
+// more than MaxConns of them at once.
+func (f *Forwarder) acquire() bool {
+	if f.sem == nil {
+		select {
+		case <-f.quit:
+			return false
+		default:
+			return true
+		}
+	}
+	select {
+	case f.sem <- struct{}{}:
+		return true
+	case <-f.quit:
+		return false
+	}
+}
+
+func (f *Forwarder) release() {
+	if f.sem != nil {
+		<-f.sem
+	}
+}
+
+func (f *Forwarder) stopAccepting() {
+	f.quitOnce.Do(func() {
+		close(f.quit)
+		f.ln.Close()
+		f.mu.Lock()
+		if f.idleTimer != nil {
+			f.idleTimer.Stop()
+		}
+		f.mu.Unlock()
+	})
+}
+
+// armIdle starts the ExitIdle clock when nothing is active; every change
+// of the active set bumps idleGen so a stale timer does nothing.
+func (f *Forwarder) armIdle() {
+	if f.cfg.ExitIdle <= 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.armIdleLocked()
+}
+
+func (f *Forwarder) armIdleLocked() {
+	f.idleGen++
+	if f.idleTimer != nil {
+		f.idleTimer.Stop()
+		f.idleTimer = nil
+	}
+	if f.cfg.ExitIdle <= 0 || len(f.active) > 0 {
+		return
+	}
+	gen := f.idleGen
+	f.idleTimer = time.AfterFunc(f.cfg.ExitIdle, func() {
+		f.mu.Lock()
+		fire := gen == f.idleGen && len(f.active) == 0
+		f.mu.Unlock()
+		if fire {
+			f.idleExit.Store(true)
+			f.stopAccepting()
+		}
+	})
+}
+
+func (f *Forwarder) start(c *net.TCPConn) {
+	p := &pair{f: f, id: f.nextID.Add(1), client: c, started: time.Now()}
+	p.ctx, p.cancel = context.WithCancel(f.hardCtx)
+	f.conns.Add(1)
+	f.mu.Lock()
+	f.active[p.id] = p
+	f.armIdleLocked()
+	f.mu.Unlock()
+	f.pairs.Add(1)
+	go f.handle(p)
+}
+
+// handle borrows an upstream, relays, records, and recycles or closes.
+func (f *Forwarder) handle(p *pair) {
+	defer f.pairs.Done()
+	defer f.release()
+	defer p.cancel()
+	t0 := time.Now()
+	up, src, _, err := f.pool.Get(p.ctx)
+	p.dial = time.Since(t0)
+	if err != nil {
+		if !p.aborted.Load() {
+			f.failed.Add(1)
+		}
+		p.abort(ClosedByError, err)
+		f.finish(p, "")
+		return
+	}
+	p.source = src
+	p.upstream.Store(up)
+	p.replayOn = src != pool.Cold
+	if p.aborted.Load() { // shutdown came during the dial
+		up.Close()
+		f.finish(p, up.RemoteAddr().String())
+		return
+	}
+	upAddr := up.RemoteAddr().String()
+	recycle := p.relay()
+	p.client.Close()
+	up = p.upstream.Load()
+	if recycle {
+		f.pool.Put(up) // Put closes what it refuses
+	} else {
+		up.Close()
+	}
+	f.finish(p, upAddr)
+}
+
+func (f *Forwarder) finish(p *pair, upAddr string) {
+	p.client.Close()
+	reason, err := p.outcome()
+	rec := Record{
+		ID:         p.id,
+		Client:     p.client.RemoteAddr().String(),
+		Upstream:   upAddr,
+		Source:     p.source.String(),
+		DialMS:     ms(p.dial),
+		Started:    p.started,
+		DurationMS: ms(time.Since(p.started)),
+		BytesUp:    p.up.Load(),
+		BytesDown:  p.down.Load(),
+		ClosedBy:   reason,
+	}
+	if err != nil {
+		rec.Error = err.Error()
+	}
+	f.recs.add(rec)
+	f.mu.Lock()
+	delete(f.active, p.id)
+	f.armIdleLocked()
+	f.mu.Unlock()
+	if f.cfg.OnClose != nil {
+		f.cfg.OnClose(rec)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Shutdown stops accepting, waits until every connection has ended or ctx is
+// done, then aborts the rest (closed_by "shutdown"), closes the pool and
+// returns the session's summary. Call it once, after or instead of Serve.
+func (f *Forwarder) Shutdown(ctx context.Context) *Summary {
+	f.stopAccepting()
+	f.serving.Wait()
+	done := make(chan struct{})
+	go func() {
+		f.pairs.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		f.hardCancel()
+		f.mu.Lock()
+		for _, p := range f.active {
+			p.abort(ClosedByShutdown, nil)
+		}
+		f.mu.Unlock()
+		<-done
+	}
+	f.hardCancel()
+	f.pool.Close()
+	s := f.Summary()
+	return &s
+}
+
+// Active is the number of connections open right now.
+func (f *Forwarder) Active() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.active)
+}
+
+// Summary is the session so far: kept records, totals including the bytes
+// of connections still open, and the pool's counters.
+func (f *Forwarder) Summary() Summary {
+	recs, dropped := f.recs.snapshot()
+	return Summary{
+		Local:       f.Addr().String(),
+		Remote:      f.cfg.Remote,
+		Started:     f.started,
+		Ended:       time.Now(),
+		Connections: recs,
+		Dropped:     dropped,
+		Totals:      f.Totals(),
+		Pool:        f.pool.Stats(),
+	}
+}
+
+// Totals counts every connection so far, open ones included.
+func (f *Forwarder) Totals() Totals {
+	return Totals{
+		Connections: f.conns.Load(),
+		Failed:      f.failed.Load(),
+		BytesUp:     f.bytesUp.Load(),
+		BytesDown:   f.bytesDown.Load(),
+	}
+}

@@ -1,0 +1,172 @@
+// Command warmport forwards a local TCP port to a remote address, keeps a few
+// upstream connections pre-dialed so new clients skip the handshake, and
+// prints a summary of every connection when it exits.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/fatih/color"
+	"github.com/mattn/go-isatty"
+	"github.com/urfave/cli/v2"
+)
+
+// Exit statuses of the CLI contract.
+const (
+	exitOK      = 0
+	exitRuntime = 1 // port in use, permission denied, ...
+	exitUsage   = 2 // bad flag, bad address, flags after LOCAL REMOTE
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// run is main without os.Exit: it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	color.NoColor = os.Getenv("NO_COLOR") != "" || !isTerminal(stderr)
+	sigs := notifySignals()
+	defer sigs.stop()
+	err := newApp(stdout, stderr).RunContext(withSignals(context.Background(), sigs), args)
+	return exitStatus(err, stderr)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "warmport",
+		Usage: "an ad hoc TCP port forwarder with warm upstream connections",
+		Description: "warmport forward listens on a local port and relays every connection to a remote address,\n" +
+			"keeping a few upstream connections pre-dialed so a new client skips the handshake.\n" +
+			"warmport stats shows running forwarders and recent sessions.",
+		Writer:         stdout,
+		ErrWriter:      stderr,
+		HideVersion:    true,
+		Commands:       []*cli.Command{forwardCommand}, // See cmd_forward.go
+		OnUsageError:   onUsageError,
+		ExitErrHandler: func(*cli.Context, error) {}, // run decides the status; nothing calls os.Exit early
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usageErrorf("unknown command %q; run 'warmport --help' for the commands", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+	}
+}
+
+// usageErrorf is a usage error: exit status 2, one line.
+func usageErrorf(format string, a ...any) error {
+	return cli.Exit(fmt.Sprintf(format, a...), exitUsage)
+}
+
+// runtimeErrorf is a runtime error: exit status 1, one line.
+func runtimeErrorf(format string, a ...any) error {
+	return cli.Exit(fmt.Sprintf(format, a...), exitRuntime)
+}
+
+// onUsageError turns cli's flag errors into one line that says what to do.
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	cmd := "warmport"
+	if c.Command != nil && c.Command.Name != "" {
+		cmd += " " + c.Command.Name
+	}
+	msg := strings.Replace(strings.TrimPrefix(err.Error(), "flag provided but not defined: "), "flag -", "flag --", 1)
+	if msg != err.Error() {
+		msg = "unknown flag -" + msg
+	}
+	return usageErrorf("%s; run '%s --help' for usage", msg, cmd)
+}
+
+// exitStatus prints err as one line and maps it to the contract's status.
+func exitStatus(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintf(stderr, "warmport: %s\n", msg)
+		}
+		return ec.ExitCode()
+	}
+	// Errors cli returns by itself are about the command line.
+	fmt.Fprintf(stderr, "warmport: %s; run 'warmport --help' for usage\n", oneLine(err.Error()))
+	return exitUsage
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// signals turns SIGINT/SIGTERM into two contexts: the first signal cancels
+// stop (drain and exit), the second cancels kill (stop at once). Commands
+// that run a child may subscribe to the raw signals as well.
+type signals struct {
+	ch         chan os.Signal
+	stopCtx    context.Context
+	stopCancel context.CancelFunc
+	killCtx    context.Context
+	killCancel context.CancelFunc
+	relay      chan os.Signal // every signal, for a child command; never blocks the sender
+	done       chan struct{}
+}
+
+func notifySignals() *signals {
+	s := &signals{ch: make(chan os.Signal, 4), relay: make(chan os.Signal, 4), done: make(chan struct{})}
+	s.stopCtx, s.stopCancel = context.WithCancel(context.Background())
+	s.killCtx, s.killCancel = context.WithCancel(context.Background())
+	signal.Notify(s.ch, syscall.SIGINT, syscall.SIGTERM)
+	go s.loop()
+	return s
+}
+
+func (s *signals) loop() {
+	n := 0
+	for {
+		select {
+		case sig := <-s.ch:
+			select {
+			case s.relay <- sig:
+			default:
+			}
+			if n++; n == 1 {
+				s.stopCancel()
+			} else {
+				s.killCancel()
+			}
+		case <-s.done:
+			return
+		}
+	}
+}
+
+func (s *signals) stop() {
+	signal.Stop(s.ch)
+	close(s.done)
+	s.stopCancel()
+	s.killCancel()
+}
+
+type signalsKey struct{}
+
+func withSignals(ctx context.Context, s *signals) context.Context {
+	return context.WithValue(ctx, signalsKey{}, s)
+}
+
+func signalsFrom(ctx context.Context) *signals {
+	if s, ok := ctx.Value(signalsKey{}).(*signals); ok {
+		return s
+	}
+	return notifySignals() // not reached from main; keeps a direct caller safe
+}
