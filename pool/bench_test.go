@@ -1,0 +1,57 @@
+package pool
+
+import (
+	"context"
+	"testing"
+)
+
+// BenchmarkGetPut borrows and returns a connection: after the first round
+// every Get is served from the pool (Reused) and every Put recycles.
+func BenchmarkGetPut(b *testing.B) {
+	for _, bb := range []struct {
+		name string
+		warm int
+	}{
+		{"warm=0", 0},
+		{"warm=1", 1},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			u := startUpstream(b, echo)
+			p, err := New(Config{Dial: u.dial, Warm: bb.warm})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				c, _, _, err := p.Get(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := p.Put(c); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			s := p.Stats()
+			b.ReportMetric(float64(s.Dials), "dials")
+		})
+	}
+}
+
+// BenchmarkProbe is the liveness check of one borrow.
+func BenchmarkProbe(b *testing.B) {
+	u := startUpstream(b, echo)
+	c, err := u.dial(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := probe(c, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestNoDialStorm(t *testing.T) {
+	const clients, warm, slack = 20, 2, 2
+	u := startUpstream(t, echo)
+	p := newPool(t, Config{Dial: u.dial, Warm: warm})
+	waitIdle(t, p, warm)
+
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, clients)
+	conns := make(chan *net.TCPConn, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			c, _, _, err := p.Get(context.Background())
+			if err != nil {
+				errs <- err
+				return
+			}
+			conns <- c // held until every client is served
+			if err := roundTrip(c); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	close(conns)
+	for err := range errs {
+		t.Error(err)
+	}
+	waitFor(t, "background dials to finish", func() bool { return dialingNow(p) == 0 })
+	for c := range conns {
+		c.Close()
+	}
+	s := p.Stats()
+	waitFor(t, "the upstream to accept every dial", func() bool { return uint64(u.accepted.Load()) == s.Dials })
+	if got := u.accepted.Load(); got > clients+warm+slack {
+		t.Fatalf("upstream accepted %d; want at most %d", got, clients+warm+slack)
+	}
+	if s.Hits+s.Misses != clients || s.Idle > warm {
+		t.Fatalf("Hits+Misses, Idle: got %d, %d; want %d, at most %d", s.Hits+s.Misses, s.Idle, clients, warm)
+	}
+}
+
+func TestUpstreamDownNoRefillLoop(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // dials are now refused
+
+	var attempts atomic.Int64
+	dial := func(ctx context.Context) (*net.TCPConn, error) {
+		attempts.Add(1)
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return c.(*net.TCPConn), nil
+	}
+	p := newPool(t, Config{Dial: dial, Warm: 2, TTL: 50 * time.Millisecond})
+	waitFor(t, "the first fill to fail", func() bool { return attempts.Load() == 2 && dialingNow(p) == 0 })
+	// No signal announces a dial that should not happen: watch for a while.
+	const window = 100 * time.Millisecond
+	time.Sleep(window)
+	p.reap(time.Now().Add(time.Hour))
+	if got := attempts.Load(); got != 2 || dialingNow(p) != 0 {
+		t.Fatalf("dial attempts after a failed fill: got %d; want 2", got)
+	}
+
+	// A Get makes one attempt, fails, and does not start a refill round.
+	_, src, _, err := p.Get(context.Background())
+	if !errors.Is(err, syscall.ECONNREFUSED) || !strings.HasPrefix(err.Error(), "dial upstream: ") || src != Cold {
+		t.Fatalf("Get: got %v, %v; want cold, dial upstream: ... connection refused", src, err)
+	}
+	if got := dialingNow(p); got != 0 {
+		t.Fatalf("background dials after a failed Get: got %d; want 0", got)
+	}
+	time.Sleep(window)
+	if got := attempts.Load(); got != 3 {
+		t.Fatalf("dial attempts: got %d; want 3", got)
+	}
+
+	// The upstream comes back: the next Get warms the pool again.
+	startUpstreamAt(t, addr, echo)
+	c := mustGet(t, p, Cold)
+	c.Close()
+	waitIdle(t, p, 2)
+}
+
+func TestCloseLeavesNothing(t *testing.T) {
+	u := startUpstream(t, echo)
+	g0, fd0 := runtime.NumGoroutine(), openFDs()
+
+	p, err := New(Config{Dial: u.dial, Warm: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, p, 3)
+	c := mustGet(t, p, Warm)
+	mustRoundTrip(t, c)
+	if err := p.Put(c); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	mustGet(t, p, Reused).Close()
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	waitFor(t, "the upstream to see every connection closed", func() bool { return u.open.Load() == 0 })
+	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= g0 })
+	if fd0 >= 0 {
+		waitFor(t, "file descriptors back to the baseline", func() bool { return openFDs() <= fd0 })
+	}
+	if s := p.Stats(); s.Idle != 0 {
+		t.Fatalf("Idle after Close: got %d; want 0", s.Idle)
+	}
+}
+
+func TestCloseCancelsDials(t *testing.T) {
+	g0 := runtime.NumGoroutine()
+	started := make(chan struct{}, 2)
+	dial := func(ctx context.Context) (*net.TCPConn, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	p, err := New(Config{Dial: dial, Warm: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case <-started:
+		case <-time.After(waitTimeout):
+			t.Fatal("background dials never started")
+		}
+	}
+	p.Close() // returns only once both dials gave up
+	if got := dialingNow(p); got != 0 {
+		t.Fatalf("dialing after Close: got %d; want 0", got)
+	}
+	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= g0 })
+}
+
+func TestAfterClose(t *testing.T) {
+	u := startUpstream(t, echo)
+	p := newPool(t, Config{Dial: u.dial, Warm: 1})
+	waitIdle(t, p, 1)
+	for i := range 2 {
+		if err := p.Close(); err != nil {
+			t.Fatalf("Close %d: got %v; want nil", i, err)
+		}
+	}
+	c := mustGet(t, p, Cold) // still dials
+	mustRoundTrip(t, c)
+	if err := p.Put(c); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Put: got %v; want %v", err, ErrClosed)
+	}
+	if _, err := c.Write([]byte{'x'}); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write after Put: got %v; want %v", err, net.ErrClosed)
+	}
+	if s := p.Stats(); s.Idle != 0 || dialingNow(p) != 0 || s.Dials != 2 {
+		t.Fatalf("Idle, dialing, Dials: got %d, %d, %d; want 0, 0, 2", s.Idle, dialingNow(p), s.Dials)
+	}
+}
