@@ -103,8 +103,12 @@ func forwardConfig(c *cli.Context, fa forwardArgs) (forward.Config, error) {
 			return forward.Config{}, usageErrorf("--%s %s: must not be negative", name, c.Duration(name))
 		}
 	}
-	if c.Int("pool-max") > 0 && c.Int("warm") > c.Int("pool-max") {
-		return forward.Config{}, usageErrorf("--warm %d exceeds --pool-max %d: raise --pool-max or lower --warm", c.Int("warm"), c.Int("pool-max"))
+	poolMax := c.Int("pool-max")
+	if poolMax == 0 {
+		poolMax = pool.DefaultMax // what the pool does with 0
+	}
+	if c.Int("warm") > poolMax {
+		return forward.Config{}, usageErrorf("--warm %d exceeds --pool-max %d: raise --pool-max or lower --warm", c.Int("warm"), poolMax)
 	}
 	return forward.Config{
 		Local:       fa.local,
@@ -137,6 +141,8 @@ func forwardAction(c *cli.Context) error {
 		return listenError(fa.local, err)
 	}
 	out.printf("warmport: forwarding %s -> %s\n", fw.Addr(), fa.remote)
+	state := startStateRecorder(c.String("state-dir"), fw, out.printf) // See cmd_stats.go
+	defer state.close()
 
 	sigs := signalsFrom(c.Context)
 	stopCtx, killCtx := sigs.stopCtx, sigs.killCtx
@@ -173,6 +179,7 @@ func forwardAction(c *cli.Context) error {
 	defer cancel()
 	sum := fw.Shutdown(drainCtx)
 	renderSummary(stderr, sum)
+	state.save(sum)
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
 		if err := enc.Encode(sum); err != nil {

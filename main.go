@@ -53,7 +53,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:         stdout,
 		ErrWriter:      stderr,
 		HideVersion:    true,
-		Commands:       []*cli.Command{forwardCommand}, // See cmd_forward.go
+		Commands:       []*cli.Command{forwardCommand, statsCommand}, // See cmd_forward.go, cmd_stats.go
 		OnUsageError:   onUsageError,
 		ExitErrHandler: func(*cli.Context, error) {}, // run decides the status; nothing calls os.Exit early
 		Action: func(c *cli.Context) error {
@@ -81,9 +81,11 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 	if c.Command != nil && c.Command.Name != "" {
 		cmd += " " + c.Command.Name
 	}
-	msg := strings.Replace(strings.TrimPrefix(err.Error(), "flag provided but not defined: "), "flag -", "flag --", 1)
-	if msg != err.Error() {
-		msg = "unknown flag -" + msg
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		msg = "unknown flag -" + name
+	} else {
+		msg = strings.Replace(msg, "for flag -", "for flag --", 1)
 	}
 	return usageErrorf("%s; run '%s --help' for usage", msg, cmd)
 }

@@ -58,7 +58,7 @@ func parseAddr(s string, allowZero bool) (string, error) {
 		}
 	}
 	p, err := parsePort(port)
-	if err != nil && host == "" && !strings.Contains(s, ":") {
+	if err != nil && host == "" && !strings.Contains(s, ":") && strings.Trim(s, "+-0123456789") != "" {
 		return "", fmt.Errorf("missing port (want HOST:PORT or a bare PORT)")
 	}
 	if err != nil {

@@ -62,6 +62,7 @@ type Forwarder struct {
 	conns, failed      atomic.Uint64
 	bytesUp, bytesDown atomic.Int64
 	idleExit           atomic.Bool
+	acceptBackoffs     atomic.Uint64 // temporary accept errors survived (EMFILE, ...)
 	mu                 sync.Mutex
 	active             map[uint64]*pair
 	idleTimer          *time.Timer
@@ -141,6 +142,7 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 				f.stopAccepting()
 				return fmt.Errorf("accept on %s: %w", f.Addr(), err)
 			}
+			f.acceptBackoffs.Add(1)
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			select {
 			case <-time.After(delay):

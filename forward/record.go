@@ -30,7 +30,7 @@ type Record struct {
 	BytesUp    int64     `json:"bytes_up"`
 	BytesDown  int64     `json:"bytes_down"`
 	ClosedBy   string    `json:"closed_by"`
-	Error      string    `json:"error,omitempty"`
+	Error      string    `json:"error"`
 }
 
 // Totals counts every connection of a session, kept in the list or not.

@@ -1,0 +1,358 @@
+package main
+
+// Helpers of the end-to-end tests: build the binary once, run it as a real
+// process, learn its address from the ready line on stderr, signal it, and
+// read its exit status, stdout and stderr. The tests speak to it over real TCP
+// on 127.0.0.1 (e2e_upstream_test.go has the upstream servers and clients).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// helperEnv makes the test binary act as a child command of warmport (see
+// runHelper) instead of running the tests, as os/exec's own tests do.
+const helperEnv = "WARMPORT_E2E_HELPER"
+
+// Deadlines: generous, because a loaded 2-core machine under -race is slow.
+// None of them is a claim about speed; each only bounds a wait.
+const (
+	readyTimeout = 20 * time.Second // from start to the ready line
+	exitTimeout  = 30 * time.Second // from a signal (or the end of the work) to exit
+	ioTimeout    = 60 * time.Second // one client's whole exchange
+)
+
+// warmportBin is the binary under test, built once by TestMain.
+var warmportBin string
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(runHelper(mode))
+	}
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "warmport-e2e-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	warmportBin = filepath.Join(dir, "warmport")
+	args := []string{"build", "-o", warmportBin}
+	if os.Getenv("WARMPORT_E2E_RACE") != "" { // also hunt data races in the product
+		args = append(args, "-race")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: go build: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// readyRE matches the contract's ready line on stderr.
+var readyRE = regexp.MustCompile(`forwarding (\S+) -> (\S+)`)
+
+// proc is one running warmport process.
+type proc struct {
+	cmd    *exec.Cmd
+	stdout lockedBuffer
+	stderr stderrWatcher
+	done   chan struct{} // closed when Wait returned
+	err    error         // Wait's error, once done is closed
+}
+
+// result is how a process ended.
+type result struct {
+	status         int // exit status; -1 if killed by a signal
+	stdout, stderr string
+}
+
+// baseEnv is the test's environment without the variables that change
+// warmport's output or would make it a helper child.
+func baseEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		for _, k := range []string{"NO_COLOR=", helperEnv + "=", "WARMPORT_STATE_DIR="} {
+			if strings.HasPrefix(kv, k) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// startWarmport runs warmport with args, NO_COLOR=1 and a private state dir.
+func startWarmport(t *testing.T, args ...string) *proc {
+	t.Helper()
+	return startWarmportEnv(t, []string{"NO_COLOR=1"}, args...)
+}
+
+// startWarmportEnv runs warmport with args and extra environment variables
+// on top of baseEnv (so NO_COLOR is unset unless env sets it). The process
+// is killed when the test ends, if it is still running.
+func startWarmportEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(warmportBin, args...), done: make(chan struct{})}
+	p.stderr.ready = make(chan struct{})
+	p.cmd.Env = append(append(baseEnv(), "WARMPORT_STATE_DIR="+t.TempDir()), env...)
+	p.cmd.Stdout = &p.stdout
+	p.cmd.Stderr = &p.stderr
+	p.cmd.WaitDelay = 10 * time.Second // a stray grandchild must not hold Wait forever
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s %s: %v", warmportBin, strings.Join(args, " "), err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// runWarmport runs warmport to its end (bounded by exitTimeout) and returns how it ended.
+func runWarmport(t *testing.T, args ...string) result {
+	t.Helper()
+	return startWarmport(t, args...).wait(t, exitTimeout)
+}
+
+// waitReady waits for the ready line and returns the address listened on.
+func (p *proc) waitReady(t *testing.T) string {
+	t.Helper()
+	timer := time.NewTimer(readyTimeout)
+	defer timer.Stop()
+	select {
+	case <-p.stderr.ready:
+		return p.stderr.readyAddr()
+	case <-p.done:
+		t.Fatalf("warmport exited before the ready line: %v\nstderr:\n%s", p.err, p.stderr.String())
+	case <-timer.C:
+		t.Fatalf("no ready line within %v\nstderr:\n%s", readyTimeout, p.stderr.String())
+	}
+	return ""
+}
+
+// signal sends sig to the process.
+func (p *proc) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// exited reports whether the process has ended, without waiting.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits up to timeout for the process to end; past it, it kills the
+// process and fails the test.
+func (p *proc) wait(t *testing.T, timeout time.Duration) result {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+	case <-timer.C:
+		p.cmd.Process.Kill()
+		<-p.done
+		t.Fatalf("warmport still running %v after it should have ended; killed it\nstderr:\n%s", timeout, p.stderr.String())
+	}
+	r := result{status: p.cmd.ProcessState.ExitCode(), stdout: p.stdout.String(), stderr: p.stderr.String()}
+	var ee *exec.ExitError
+	if p.err != nil && !errors.As(p.err, &ee) {
+		t.Errorf("wait: %v", p.err)
+	}
+	return r
+}
+
+// stop sends SIGTERM and waits for the exit, which must be status 0.
+func (p *proc) stop(t *testing.T) result {
+	t.Helper()
+	p.signal(t, syscall.SIGTERM)
+	r := p.wait(t, exitTimeout)
+	if r.status != 0 {
+		t.Errorf("exit status after SIGTERM: got %d; want 0\nstderr:\n%s", r.status, r.stderr)
+	}
+	return r
+}
+
+// waitDraining waits until the listener at addr refuses connections: the
+// forwarder has taken the signal and stopped accepting. The dials it makes
+// before that are closed at once (each shows up in the summary as a
+// connection of 0 bytes).
+func waitDraining(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(exitTimeout)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			// Refused, or reset when the listener closed with this
+			// connection still in its queue.
+			if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+				return
+			}
+			t.Fatalf("dial %s while waiting for the drain: %v", addr, err)
+		}
+		c.Close()
+		time.Sleep(20 * time.Millisecond) // nothing to wait on: poll
+	}
+	t.Fatalf("%s still accepts connections %v after the signal", addr, exitTimeout)
+}
+
+// lockedBuffer is a bytes.Buffer safe for the writer goroutine and readers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// stderrWatcher keeps stderr and closes ready at the first complete line
+// that matches readyRE.
+type stderrWatcher struct {
+	lockedBuffer
+	ready   chan struct{}
+	scanned int    // bytes of buf already looked at, whole lines only
+	addr    string // from the ready line
+}
+
+func (w *stderrWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	for w.addr == "" {
+		rest := w.buf.Bytes()[w.scanned:]
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			break
+		}
+		w.scanned += i + 1
+		if m := readyRE.FindSubmatch(rest[:i]); m != nil {
+			w.addr = string(m[1])
+			close(w.ready)
+		}
+	}
+	return n, err
+}
+
+func (w *stderrWatcher) readyAddr() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.addr
+}
+
+// lines splits output into its non-empty lines.
+func lines(s string) []string {
+	return slices.DeleteFunc(strings.Split(s, "\n"), func(l string) bool { return l == "" })
+}
+
+// The JSON summary of the contract, decoded by the test's own types so that
+// the test checks the contract rather than the product's structs.
+type jsonSummary struct {
+	Local       string       `json:"local"`
+	Remote      string       `json:"remote"`
+	Started     time.Time    `json:"started"`
+	Ended       time.Time    `json:"ended"`
+	Connections []jsonRecord `json:"connections"`
+	Dropped     uint64       `json:"dropped"`
+	Totals      struct {
+		Connections uint64 `json:"connections"`
+		Failed      uint64 `json:"failed"`
+		BytesUp     int64  `json:"bytes_up"`
+		BytesDown   int64  `json:"bytes_down"`
+	} `json:"totals"`
+	Pool struct {
+		Hits    uint64 `json:"hits"`
+		Misses  uint64 `json:"misses"`
+		Stale   uint64 `json:"stale"`
+		Evicted uint64 `json:"evicted"`
+		Expired uint64 `json:"expired"`
+		Reused  uint64 `json:"reused"`
+		Dials   uint64 `json:"dials"`
+	} `json:"pool"`
+}
+
+type jsonRecord struct {
+	ID         uint64    `json:"id"`
+	Client     string    `json:"client"`
+	Upstream   string    `json:"upstream"`
+	Source     string    `json:"source"`
+	DialMS     float64   `json:"dial_ms"`
+	Started    time.Time `json:"started"`
+	DurationMS float64   `json:"duration_ms"`
+	BytesUp    int64     `json:"bytes_up"`
+	BytesDown  int64     `json:"bytes_down"`
+	ClosedBy   string    `json:"closed_by"`
+	Error      string    `json:"error"`
+}
+
+// parseSummary decodes the JSON summary: the last line of stdout (in child
+// mode the child's own output comes before it).
+func parseSummary(t *testing.T, stdout string) jsonSummary {
+	t.Helper()
+	ls := lines(stdout)
+	if len(ls) == 0 {
+		t.Fatalf("no JSON summary on stdout")
+	}
+	var s jsonSummary
+	if err := json.Unmarshal([]byte(ls[len(ls)-1]), &s); err != nil {
+		t.Fatalf("decode the JSON summary: %v\nstdout:\n%s", err, stdout)
+	}
+	return s
+}
+
+// record returns the summary's record of the client whose local address is
+// client, failing the test if there is not exactly one.
+func (s jsonSummary) record(t *testing.T, client string) jsonRecord {
+	t.Helper()
+	var found []jsonRecord
+	for _, r := range s.Connections {
+		if r.Client == client {
+			found = append(found, r)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("records of client %s: got %d; want 1\nconnections: %+v", client, len(found), s.Connections)
+	}
+	return found[0]
+}

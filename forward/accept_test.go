@@ -1,0 +1,113 @@
+//go:build linux
+
+package forward
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/warmport/warmport/pool"
+)
+
+// TestMain lets the test binary double as a forwarder process with a tiny
+// file descriptor limit (see TestAcceptSurvivesEMFILE).
+func TestMain(m *testing.M) {
+	if remote := os.Getenv("WARMPORT_TEST_EMFILE_REMOTE"); remote != "" {
+		os.Exit(emfileForwarder(remote))
+	}
+	os.Exit(m.Run())
+}
+
+func emfileForwarder(remote string) int {
+	lim := syscall.Rlimit{Cur: 32, Max: 32}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		fmt.Fprintln(os.Stderr, "setrlimit:", err)
+		return 3
+	}
+	f, err := New(Config{Local: "127.0.0.1:0", Remote: remote, Pool: pool.Config{Warm: 0}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "new:", err)
+		return 3
+	}
+	fmt.Printf("listening %s\n", f.Addr())
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { // the parent closes our stdin to stop us
+		io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	if err := f.Serve(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "serve:", err)
+		return 4
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+	defer scancel()
+	sum := f.Shutdown(sctx)
+	fmt.Printf("done %d connections, %d accept backoffs\n", sum.Totals.Connections, f.acceptBackoffs.Load())
+	return 0
+}
+
+// With 32 fds and 60 clients, accept hits EMFILE: the forwarder must back
+// off, never exit, and serve normally once fds are free again.
+func TestAcceptSurvivesEMFILE(t *testing.T) {
+	up := startUpstream(t, echo)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "WARMPORT_TEST_EMFILE_REMOTE="+up.addr())
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "listening ") {
+		t.Fatalf("helper said %q, %v (stderr %q)", line, err, stderr.String())
+	}
+	addr := strings.TrimSpace(strings.TrimPrefix(line, "listening "))
+
+	var flood []net.Conn
+	for range 60 {
+		c, err := net.DialTimeout("tcp", addr, testTimeout)
+		if err != nil {
+			break // the backlog is full: that is the point
+		}
+		flood = append(flood, c)
+	}
+	// Let the forwarder run into the limit: some pairs relay, the rest wait.
+	for _, c := range flood[:5] {
+		c.SetDeadline(time.Now().Add(testTimeout))
+		c.Write([]byte("p"))
+		c.Read(make([]byte, 1))
+	}
+	for _, c := range flood {
+		c.Close()
+	}
+	c := dial(t, addr)
+	c.Write([]byte("after the flood"))
+	got := make([]byte, len("after the flood"))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "after the flood" {
+		t.Fatalf("after EMFILE: got %q, %v; want the echo (stderr %q)", got, err, stderr.String())
+	}
+	c.Close()
+	stdin.Close()
+	rest, _ := io.ReadAll(out)
+	if err := cmd.Wait(); err != nil || !strings.HasPrefix(string(rest), "done ") {
+		t.Fatalf("helper exit %v, said %q, stderr %q; want a clean exit", err, rest, stderr.String())
+	}
+	var conns, backoffs int
+	fmt.Sscanf(string(rest), "done %d connections, %d accept backoffs", &conns, &backoffs)
+	if backoffs == 0 {
+		t.Fatalf("helper said %q: it never hit EMFILE, so the test proved nothing", rest)
+	}
+}

@@ -1,0 +1,138 @@
+package forward
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// testTimeout bounds every wait in this package's tests.
+const testTimeout = 20 * time.Second
+
+// upstream is a real TCP server on 127.0.0.1:0 that runs handle for each
+// connection and counts how many it holds open.
+type upstream struct {
+	ln       net.Listener
+	accepted atomic.Int64
+	open     atomic.Int64
+	maxOpen  atomic.Int64
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[net.Conn]bool
+}
+
+func startUpstream(t testing.TB, handle func(c *net.TCPConn)) *upstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &upstream{ln: ln, conns: make(map[net.Conn]bool)}
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u.accepted.Add(1)
+			n := u.open.Add(1)
+			for m := u.maxOpen.Load(); n > m && !u.maxOpen.CompareAndSwap(m, n); m = u.maxOpen.Load() {
+			}
+			u.mu.Lock()
+			u.conns[c] = true
+			u.mu.Unlock()
+			u.wg.Add(1)
+			go func() {
+				defer u.wg.Done()
+				defer u.open.Add(-1)
+				defer c.Close()
+				handle(c.(*net.TCPConn))
+				u.mu.Lock()
+				delete(u.conns, c)
+				u.mu.Unlock()
+			}()
+		}
+	}()
+	t.Cleanup(u.close)
+	return u
+}
+
+func (u *upstream) addr() string { return u.ln.Addr().String() }
+
+func (u *upstream) close() {
+	u.ln.Close()
+	u.mu.Lock()
+	for c := range u.conns {
+		c.Close()
+	}
+	u.mu.Unlock()
+	u.wg.Wait()
+}
+
+// startForwarder runs a Forwarder on 127.0.0.1:0 to remote until the test
+// ends, and returns it with the address clients dial.
+func startForwarder(t testing.TB, cfg Config) (*Forwarder, string) {
+	t.Helper()
+	cfg.Local = "127.0.0.1:0"
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Serve(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+		defer scancel()
+		f.Shutdown(sctx)
+	})
+	return f, f.Addr().String()
+}
+
+// shutdown stops f, draining for up to drain, and returns its summary.
+func shutdown(t *testing.T, f *Forwarder, drain time.Duration) *Summary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	return f.Shutdown(ctx)
+}
+
+func dial(t *testing.T, addr string) *net.TCPConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(testTimeout))
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// eventually polls cond until it holds or the test timeout passes; for
+// states nothing can be waited on directly (another process's sockets).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// echo copies through a user-space buffer: the wrappers hide ReadFrom and
+// WriteTo, so the test's own upstream never splices and never holds a pipe
+// that the fd counts would blame on the forwarder.
+func echo(c *net.TCPConn) { io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c}) }

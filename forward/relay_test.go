@@ -1,0 +1,301 @@
+package forward
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warmport/warmport/pool"
+)
+
+// replyAfterEOF reads until the client's EOF, then answers with the sha256
+// of what it got followed by that many bytes of a pattern seeded by it.
+func replyAfterEOF(c *net.TCPConn) {
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	if err != nil {
+		return
+	}
+	sum := h.Sum(nil)
+	c.Write(sum)
+	c.Write(pattern(sum, int(n)))
+	c.CloseWrite()
+}
+
+func pattern(seed []byte, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = seed[i%len(seed)] ^ byte(i>>8)
+	}
+	return b
+}
+
+func TestRelayHalfCloseGetsWholeReply(t *testing.T) {
+	for _, warm := range []int{0, 2} {
+		t.Run(fmt.Sprintf("warm=%d", warm), func(t *testing.T) {
+			up := startUpstream(t, replyAfterEOF)
+			f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: warm}})
+			const clients = 20
+			sizes := make([]int, clients)
+			var wg sync.WaitGroup
+			errs := make(chan error, clients)
+			for i := range clients {
+				sizes[i] = rand.IntN(1 << 20)
+				wg.Add(1)
+				go func(size int) {
+					defer wg.Done()
+					errs <- roundTrip(addr, size)
+				}(sizes[i])
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			sum := shutdown(t, f, time.Second)
+			var wantUp, wantDown int64
+			for _, s := range sizes {
+				wantUp += int64(s)
+				wantDown += int64(s) + sha256.Size
+			}
+			if got := sum.Totals; got.BytesUp != wantUp || got.BytesDown != wantDown || got.Connections != clients {
+				t.Errorf("totals = %+v; want %d connections, up %d, down %d", got, clients, wantUp, wantDown)
+			}
+			for _, r := range sum.Connections {
+				if r.ClosedBy != ClosedByClient || r.Error != "" {
+					t.Errorf("record %d closed by %q (%s); want client", r.ID, r.ClosedBy, r.Error)
+				}
+			}
+		})
+	}
+}
+
+// roundTrip sends size random bytes, shuts down its write side, and checks
+// the reply that replyAfterEOF sends only after EOF, byte for byte.
+func roundTrip(addr string, size int) error {
+	c, err := net.DialTimeout("tcp", addr, testTimeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testTimeout))
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(rand.Uint32())
+	}
+	go func() {
+		c.Write(payload)
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		return fmt.Errorf("read reply: %v", err)
+	}
+	sum := sha256.Sum256(payload)
+	want := append(sum[:], pattern(sum[:], size)...)
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("reply to %d bytes: got %d bytes; want %d (sha256 match: %v)", size, len(got), len(want), bytes.Equal(got[:min(len(got), 32)], sum[:]))
+	}
+	return nil
+}
+
+// The upstream ends first (sends, then CloseWrite) and still receives what
+// the client sends afterwards: half-close is passed on in that direction too.
+func TestRelayRemoteHalfClose(t *testing.T) {
+	got := make(chan string, 1)
+	up := startUpstream(t, func(c *net.TCPConn) {
+		c.Write([]byte("hello, then EOF\n"))
+		c.CloseWrite()
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+	})
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: 1}})
+	c := dial(t, addr)
+	b, err := io.ReadAll(c)
+	if err != nil || string(b) != "hello, then EOF\n" {
+		t.Fatalf("client read %q, %v; want the greeting then EOF", b, err)
+	}
+	c.Write([]byte("late words"))
+	c.CloseWrite()
+	if s := <-got; s != "late words" {
+		t.Fatalf("upstream got %q after its EOF; want %q", s, "late words")
+	}
+	c.Close()
+	sum := shutdown(t, f, time.Second)
+	if r := sum.Connections; len(r) != 1 || r[0].ClosedBy != ClosedByRemote || r[0].BytesUp != 10 || r[0].BytesDown != 16 {
+		t.Fatalf("records = %+v; want one closed by remote, up 10, down 16", r)
+	}
+}
+
+func TestRelayBannerFirst(t *testing.T) {
+	const banner = "SSH-2.0-OpenSSH_9.6\r\n"
+	up := startUpstream(t, func(c *net.TCPConn) {
+		c.Write([]byte(banner))
+		echo(c)
+	})
+	for _, warm := range []int{0, 2} {
+		t.Run(fmt.Sprintf("warm=%d", warm), func(t *testing.T) {
+			f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: warm}})
+			if warm > 0 {
+				eventually(t, "pool filled", func() bool { return f.pool.Stats().Idle == warm })
+			}
+			for range 3 {
+				c := dial(t, addr)
+				line, err := bufio.NewReader(c).ReadString('\n')
+				if err != nil || line != banner {
+					t.Fatalf("first line %q, %v; want %q", line, err, banner)
+				}
+				c.Write([]byte("x"))
+				b := make([]byte, 1)
+				if _, err := io.ReadFull(c, b); err != nil || b[0] != 'x' {
+					t.Fatalf("echo after banner: %q, %v; want %q (banner repeated?)", b, err, "x")
+				}
+				c.Close()
+			}
+		})
+	}
+}
+
+// A warm connection that passed the probe but dies when first used: the
+// relay dials a fresh one once and replays the client's first bytes.
+func TestRelayReplaysFirstBytesOnStaleWarm(t *testing.T) {
+	var mu sync.Mutex
+	poisoned := 0
+	up := startUpstream(t, func(c *net.TCPConn) {
+		mu.Lock()
+		poison := poisoned < 2 // the two pre-dialed connections
+		poisoned++
+		mu.Unlock()
+		if poison {
+			b := make([]byte, 1)
+			c.Read(b)
+			c.SetLinger(0) // reset, as a server that timed the connection out
+			return
+		}
+		echo(c)
+	})
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: 2}})
+	eventually(t, "pool filled", func() bool { return f.pool.Stats().Idle == 2 })
+	c := dial(t, addr)
+	msg := []byte("first request, replayed once")
+	c.Write(msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("got %q, %v; want %q", got, err, msg)
+	}
+	c.Close()
+	sum := shutdown(t, f, time.Second)
+	if r := sum.Connections; len(r) != 1 || r[0].BytesUp != int64(len(msg)) || r[0].BytesDown != int64(len(msg)) || r[0].Source != "cold" {
+		t.Fatalf("records = %+v; want one redialed (cold) connection with %d bytes each way", r, len(msg))
+	}
+}
+
+// --reuse against an adversary: clients read part of a long response and
+// leave; the next client must never see a byte of it.
+func TestReuseNeverLeaksStaleBytes(t *testing.T) {
+	up := startUpstream(t, func(c *net.TCPConn) {
+		r := bufio.NewReader(c)
+		for {
+			var tag byte
+			var n int
+			if _, err := fmt.Fscanf(r, "%c %d\n", &tag, &n); err != nil {
+				return
+			}
+			if _, err := c.Write(bytes.Repeat([]byte{tag}, n)); err != nil {
+				return
+			}
+		}
+	})
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Reuse: true, Pool: pool.Config{Warm: 1}})
+	for round := range 60 {
+		tag := byte('a' + round%26)
+		c := dial(t, addr)
+		abandon := round%2 == 0
+		n := 100
+		if abandon {
+			n = 4 << 20
+		}
+		fmt.Fprintf(c, "%c %d\n", tag, n)
+		want := n
+		if abandon {
+			want = 1000 + rand.IntN(60000)
+		}
+		got := make([]byte, want)
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatalf("round %d: read: %v", round, err)
+		}
+		if i := bytes.IndexFunc(got, func(r rune) bool { return r != rune(tag) }); i >= 0 {
+			t.Fatalf("round %d: byte %d is %q; want only %q: a stale response leaked", round, i, got[i], tag)
+		}
+		if !abandon {
+			c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			if k, _ := c.Read(make([]byte, 1)); k > 0 {
+				t.Fatalf("round %d: extra byte after the response", round)
+			}
+		}
+		c.Close()
+	}
+	sum := shutdown(t, f, time.Second)
+	if sum.Pool.Reused == 0 {
+		t.Errorf("pool stats %+v: no connection was ever recycled; want some", sum.Pool)
+	}
+	t.Logf("pool: %+v", sum.Pool)
+}
+
+// Idle pairs hold only their two sockets in the forwarder: no splice pipe.
+func TestIdlePairsHoldNoPipes(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("counts /proc/self/fd: Linux only")
+	}
+	up := startUpstream(t, echo)
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: 0}})
+	const pairs = 200
+	baseFDs, basePipes := countFDs(t)
+	msg := bytes.Repeat([]byte("z"), 4096)
+	for range pairs {
+		c := dial(t, addr)
+		c.Write(msg)
+		if _, err := io.ReadFull(c, make([]byte, len(msg))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "all pairs active", func() bool { return f.Active() == pairs })
+	fds, pipes := countFDs(t)
+	// Per pair: the client's end, the forwarder's two, the upstream's end.
+	// Slack: the runtime's pipe cache (under -race sync.Pool drops pipes
+	// that only a later GC closes) and sockets of the test's own helpers.
+	const slack = 64
+	if d := fds - baseFDs; d > 4*pairs+slack {
+		t.Errorf("fds grew by %d for %d idle pairs; want at most %d (4 per pair in this process)", d, pairs, 4*pairs+slack)
+	}
+	// A relay parked in splice holds a pipe (2 fds) per direction: 800 here.
+	if d := pipes - basePipes; d > slack {
+		t.Errorf("%d pipe fds for %d idle pairs; want %d at most (the runtime's pipe cache)", d, pairs, slack)
+	}
+}
+
+func countFDs(t *testing.T) (fds, pipes int) {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, "pipe:") {
+			pipes++
+		}
+	}
+	return len(ents), pipes
+}
