@@ -1,9 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+	"time"
 
+	"github.com/fatih/color"
 	"github.com/urfave/cli/v2"
 
 	"github.com/warmport/warmport/forward"
@@ -14,14 +24,296 @@ import (
 // history of finished sessions are kept.
 var stateDirFlag = &cli.StringFlag{
 	Name:    "state-dir",
-	Usage:   "where running forwarders and recent sessions are recorded",
+	Usage:   "where running forwarders and recent sessions are recorded (default $XDG_STATE_HOME/warmport or ~/.local/state/warmport)",
 	EnvVars: []string{"WARMPORT_STATE_DIR"},
+}
+
+// recentShown bounds the recent sessions the table lists; --json lists all.
+const recentShown = 20
+
+var statsCommand = &cli.Command{
+	Name:      "stats",
+	Usage:     "show running forwarders and recent sessions, or one session's summary",
+	ArgsUsage: "[ID]",
+	Description: "Without ID: a table of the forwarders running now (live, at most about 1 s behind) and of the\n" +
+		"last sessions that ended. With ID (or the start of one): that session's summary, as forward printed it.\n" +
+		"Flags go before ID.",
+	Flags: []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "print JSON on stdout: {\"running\":[...],\"recent\":[...]}, or one session's full summary with ID"},
+		&cli.BoolFlag{Name: "watch", Usage: "redraw every second until Ctrl-C"},
+		stateDirFlag,
+	},
+	OnUsageError: onUsageError,
+	Action:       statsAction,
+}
+
+func statsAction(c *cli.Context) error {
+	args := c.Args().Slice()
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			return usageErrorf("flag %s after ID would be ignored: flags go first, as in warmport stats %s ID", a, a)
+		}
+	}
+	if len(args) > 1 {
+		return usageErrorf("unexpected argument %q: warmport stats takes at most one session ID", args[1])
+	}
+	if len(args) == 1 && c.Bool("watch") {
+		return usageErrorf("--watch redraws the tables and takes no ID: drop --watch to see session %s", args[0])
+	}
+	dir, err := forward.ResolveStateDir(c.String("state-dir"))
+	if err != nil {
+		return runtimeErrorf("%v", err)
+	}
+	w := c.App.Writer
+	// stats' human output goes to stdout: color follows stdout, not stderr.
+	color.NoColor = os.Getenv("NO_COLOR") != "" || !isTerminal(w)
+	switch {
+	case len(args) == 1:
+		return showSession(w, dir, args[0], c.Bool("json"))
+	case c.Bool("watch"):
+		return watchStats(signalsFrom(c.Context).stopCtx, w, dir, c.Bool("json"))
+	}
+	v, err := loadStats(dir)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return writeJSON(w, v)
+	}
+	var buf bytes.Buffer
+	renderStats(&buf, v, time.Now())
+	_, err = w.Write(buf.Bytes())
+	return err
+}
+
+// showSession prints one finished session: renderSummary's text, or its
+// full JSON (the summary's fields, its connections, "id" and "pid").
+func showSession(w io.Writer, dir forward.StateDir, id string, asJSON bool) error {
+	s, err := dir.Session(id)
+	if errors.Is(err, forward.ErrNoSession) {
+		return runtimeErrorf("%s; warmport stats lists the recent ones", strings.TrimPrefix(err.Error(), "forward: "))
+	}
+	if err != nil {
+		return runtimeErrorf("read session %s: %v", id, err)
+	}
+	if asJSON {
+		return writeJSON(w, s)
+	}
+	renderSummary(w, s.Summary())
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		return runtimeErrorf("write JSON: %v", err)
+	}
+	return nil
+}
+
+// statsView is what stats shows; its JSON is `stats --json`'s output.
+type statsView struct {
+	Dir     string                `json:"state_dir"`
+	Running []forward.Snapshot    `json:"running"`
+	Recent  []forward.SessionInfo `json:"recent"`
+	missing bool                  // Dir does not exist
+}
+
+// loadStats reads the state directory, which it never creates. A missing
+// directory is no error: nothing ran with it yet.
+func loadStats(dir forward.StateDir) (statsView, error) {
+	v := statsView{Dir: string(dir), Running: []forward.Snapshot{}, Recent: []forward.SessionInfo{}}
+	fi, err := os.Stat(string(dir))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		v.missing = true
+		return v, nil
+	case err != nil:
+		return v, runtimeErrorf("cannot read the state directory %s: %v", dir, pathErr(err))
+	case !fi.IsDir():
+		return v, runtimeErrorf("the state directory %s is not a directory: point --state-dir or WARMPORT_STATE_DIR at one", dir)
+	}
+	running, err := dir.Running()
+	if err != nil {
+		return v, runtimeErrorf("cannot read running forwarders in %s: %v", dir.RunningDir(), pathErr(err))
+	}
+	recent, err := dir.Recent()
+	if err != nil {
+		return v, runtimeErrorf("cannot read recent sessions in %s: %v", dir.SessionsDir(), pathErr(err))
+	}
+	v.Running = append(v.Running, running...)
+	v.Recent = append(v.Recent, recent...)
+	return v, nil
+}
+
+// pathErr drops the path of a *fs.PathError when the message names it already.
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// renderStats prints the tables of running forwarders and recent sessions,
+// or says plainly where it looked and why it found nothing.
+func renderStats(w io.Writer, v statsView, now time.Time) {
+	if v.missing {
+		fmt.Fprintf(w, "nothing recorded: the state directory %s does not exist yet\n", v.Dir)
+		fmt.Fprintf(w, "%s\n", dim("(warmport forward creates it; --state-dir or WARMPORT_STATE_DIR choose another)"))
+		return
+	}
+	fmt.Fprintf(w, "%s %s\n", dim("state directory"), v.Dir)
+	if len(v.Running) == 0 {
+		fmt.Fprintf(w, "%s %s\n", bold("running:"), "none")
+		fmt.Fprintf(w, "  %s\n", dim("(no snapshot of a live forwarder in "+forward.StateDir(v.Dir).RunningDir()+")"))
+	} else {
+		fmt.Fprintf(w, "%s %d\n", bold("running:"), len(v.Running))
+		t := &table{cols: []column{{"PID", true}, {"LOCAL -> REMOTE", false}, {"UPTIME", true}, {"ACTIVE", true},
+			{"CONNS", true}, {"UP", true}, {"DOWN", true}, {"IDLE", true}, {"HIT RATE", true}}}
+		for _, s := range v.Running {
+			active := fmt.Sprint
+			if s.Active > 0 {
+				active = green
+			}
+			t.add([]string{fmt.Sprint(s.PID), s.Local + " -> " + s.Remote, humanDuration(now.Sub(s.Started).Round(time.Second)),
+				fmt.Sprint(s.Active), fmt.Sprint(s.Totals.Connections), humanBytes(s.Totals.BytesUp),
+				humanBytes(s.Totals.BytesDown), fmt.Sprint(s.Pool.Idle), hitRateText(s.Pool)},
+				[]func(...any) string{nil, nil, nil, active, nil, nil, nil, nil, hitRatePaint(s.Pool)})
+		}
+		t.write(w)
+	}
+	if len(v.Recent) == 0 {
+		fmt.Fprintf(w, "%s %s\n", bold("recent sessions:"), "none")
+		fmt.Fprintf(w, "  %s\n", dim("(no finished session in "+forward.StateDir(v.Dir).SessionsDir()+")"))
+		return
+	}
+	fmt.Fprintf(w, "%s %d\n", bold("recent sessions:"), len(v.Recent))
+	t := &table{cols: []column{{"ID", false}, {"LOCAL -> REMOTE", false}, {"ENDED", false}, {"DURATION", true},
+		{"CONNS", true}, {"FAILED", true}, {"UP", true}, {"DOWN", true}, {"HIT RATE", true}}}
+	for _, s := range v.Recent[:min(len(v.Recent), recentShown)] {
+		failed := fmt.Sprint
+		if s.Totals.Failed > 0 {
+			failed = red
+		}
+		t.add([]string{s.ID, s.Local + " -> " + s.Remote, s.Ended.Local().Format("2006-01-02 15:04:05"),
+			humanDuration(s.Ended.Sub(s.Started)), fmt.Sprint(s.Totals.Connections), fmt.Sprint(s.Totals.Failed),
+			humanBytes(s.Totals.BytesUp), humanBytes(s.Totals.BytesDown), hitRateText(s.Pool)},
+			[]func(...any) string{nil, nil, nil, nil, nil, failed, nil, nil, hitRatePaint(s.Pool)})
+	}
+	t.write(w)
+	if n := len(v.Recent) - recentShown; n > 0 {
+		fmt.Fprintf(w, "  %s\n", dim(fmt.Sprintf("(%d older sessions not listed: warmport stats --json lists them all)", n)))
+	}
+	fmt.Fprintf(w, "  %s\n", dim("(warmport stats ID prints one session's summary)"))
+}
+
+// watchStats redraws the tables every second until ctx is done (the first
+// Ctrl-C), then returns nil: exit status 0. On a terminal each frame
+// replaces the last in place; elsewhere frames follow each other. With
+// asJSON each frame is one line of JSON.
+func watchStats(ctx context.Context, w io.Writer, dir forward.StateDir, asJSON bool) error {
+	tty := isTerminal(w)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for first := true; ; first = false {
+		v, err := loadStats(dir)
+		var buf bytes.Buffer
+		switch {
+		case asJSON && err != nil:
+			return err
+		case asJSON:
+			json.NewEncoder(&buf).Encode(v)
+		default:
+			now := time.Now()
+			fmt.Fprintf(&buf, "%s\n", dim(fmt.Sprintf("warmport stats, %s, every 1s; Ctrl-C stops", now.Format("15:04:05"))))
+			if err != nil {
+				fmt.Fprintf(&buf, "%s\n", red(err.Error()))
+			} else {
+				renderStats(&buf, v, now)
+			}
+		}
+		frame := buf.Bytes()
+		if tty && !asJSON {
+			// Home, each line cleared to its end, then the rest of the screen:
+			// one write, so the redraw does not flicker.
+			frame = bytes.ReplaceAll(frame, []byte("\n"), []byte("\x1b[K\n"))
+			prefix := "\x1b[H"
+			if first {
+				prefix = "\x1b[H\x1b[2J"
+			}
+			frame = append(append([]byte(prefix), frame...), "\x1b[J"...)
+		} else if !asJSON && !first {
+			frame = append([]byte("\n"), frame...)
+		}
+		if _, err := w.Write(frame); err != nil {
+			return runtimeErrorf("write: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// stateRecorder is forward's side of the state directory: it publishes live
+// snapshots while the forwarder runs and saves the session at exit. Nothing
+// it does can stop forwarding: its first failure is one warning line, and
+// later ones are silent.
+type stateRecorder struct {
+	dir  forward.StateDir // "" when it could not be found
+	pub  *forward.Publisher
+	once sync.Once
+	warn func(err error)
+}
+
+// startStateRecorder starts publishing fw's snapshots into the state
+// directory named by the --state-dir flag (or its defaults).
+func startStateRecorder(flagDir string, fw *forward.Forwarder, printf func(string, ...any)) *stateRecorder {
+	r := &stateRecorder{}
+	dir, err := forward.ResolveStateDir(flagDir)
+	r.warn = func(err error) {
+		r.once.Do(func() {
+			where := ""
+			if dir != "" {
+				where = " in " + string(dir)
+			}
+			printf("warmport: warning: cannot record state%s: %s; forwarding goes on, but warmport stats will not show this session\n",
+				where, oneLine(err.Error()))
+		})
+	}
+	if err != nil {
+		r.warn(err)
+		return r
+	}
+	r.dir = dir
+	r.pub = fw.Publish(dir, r.warn)
+	return r
+}
+
+// save adds the finished session to the history.
+func (r *stateRecorder) save(sum *forward.Summary) {
+	if r.dir == "" {
+		return
+	}
+	if _, err := r.dir.SaveSession(sum); err != nil {
+		r.warn(err)
+	}
+}
+
+// close stops publishing and removes the live snapshot.
+func (r *stateRecorder) close() {
+	if r.pub != nil {
+		r.pub.Close()
+	}
 }
 
 // renderSummary prints a session's summary: a table of its connections and
 // a totals line. forward prints it at exit and `stats ID` prints it again.
 func renderSummary(w io.Writer, s *forward.Summary) {
-	dur := s.Ended.Sub(s.Started)
+	// Wall clock, as the JSON's started and ended: the same text at exit and
+	// from `stats ID`, whose times come back from JSON without a monotonic part.
+	dur := s.Ended.Round(0).Sub(s.Started.Round(0))
 	fmt.Fprintf(w, "%s %s -> %s, %s, started %s\n", bold("warmport session"), s.Local, s.Remote,
 		humanDuration(dur), s.Started.Local().Format("2006-01-02 15:04:05"))
 	if len(s.Connections) > 0 {
@@ -66,17 +358,26 @@ func poolLine(p pool.Stats) string {
 	return s
 }
 
-func hitRate(p pool.Stats) string {
+func hitRate(p pool.Stats) string { return hitRatePaint(p)(hitRateText(p)) }
+
+// hitRateText is the pool's hit rate as a percentage, "-" before any borrow.
+func hitRateText(p pool.Stats) string {
 	if p.Hits+p.Misses == 0 {
 		return "-"
 	}
-	r := float64(p.Hits) / float64(p.Hits+p.Misses) * 100
-	s := fmt.Sprintf("%.0f%%", r)
-	switch {
-	case r >= 80:
-		return green(s)
-	case r >= 40:
-		return yellow(s)
+	return fmt.Sprintf("%.0f%%", float64(p.Hits)/float64(p.Hits+p.Misses)*100)
+}
+
+// hitRatePaint is hitRateText's color: green from 80%, yellow from 40%.
+func hitRatePaint(p pool.Stats) func(...any) string {
+	if p.Hits+p.Misses == 0 {
+		return fmt.Sprint
 	}
-	return red(s)
+	switch r := float64(p.Hits) / float64(p.Hits+p.Misses) * 100; {
+	case r >= 80:
+		return green
+	case r >= 40:
+		return yellow
+	}
+	return red
 }
