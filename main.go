@@ -53,7 +53,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:         stdout,
 		ErrWriter:      stderr,
 		HideVersion:    true,
-		Commands:       []*cli.Command{forwardCommand, statsCommand}, // See cmd_forward.go, cmd_stats.go
+		Commands:       []*cli.Command{forwardCommand, statsCommand, benchCommand}, // See cmd_forward.go, cmd_stats.go, cmd_bench.go
 		OnUsageError:   onUsageError,
 		ExitErrHandler: func(*cli.Context, error) {}, // run decides the status; nothing calls os.Exit early
 		Action: func(c *cli.Context) error {

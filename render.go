@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fatih/color"
 
@@ -76,18 +77,18 @@ func (t *table) add(cells []string, paint []func(...any) string) {
 func (t *table) write(w io.Writer) {
 	width := make([]int, len(t.cols))
 	for i, c := range t.cols {
-		width[i] = len(c.head)
+		width[i] = utf8.RuneCountInString(c.head)
 	}
 	for _, r := range t.rows {
 		for i, cell := range r {
-			width[i] = max(width[i], len(cell))
+			width[i] = max(width[i], utf8.RuneCountInString(cell))
 		}
 	}
 	line := func(cells []string, paint []func(...any) string) {
 		var b strings.Builder
 		b.WriteString("  ")
 		for i, cell := range cells {
-			pad := strings.Repeat(" ", width[i]-len(cell))
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(cell))
 			if paint != nil && paint[i] != nil {
 				cell = paint[i](cell)
 			}

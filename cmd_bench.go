@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/warmport/warmport/forward"
+	"github.com/warmport/warmport/pool"
+)
+
+var benchCommand = &cli.Command{
+	Name:      "bench",
+	Usage:     "measure what the warm pool saves a new client: direct vs warmport --warm 0 vs warmport with the pool",
+	ArgsUsage: "[REMOTE]",
+	Description: "Runs the real forwarder in-process and times N sequential new clients (connect, send, first byte back)\n" +
+		"three ways: straight to the upstream, through warmport without a pool, and through warmport with it.\n" +
+		"Without REMOTE it uses an embedded upstream that waits --setup-delay before its first byte, standing in\n" +
+		"for a distant server's handshake. Against a real REMOTE it measures the real round trip the pool saves;\n" +
+		"a server that does not speak first needs --send (e.g. --send 'HEAD / HTTP/1.0\\r\\n\\r\\n').",
+	Flags: []cli.Flag{
+		&cli.IntFlag{Name: "clients", Aliases: []string{"n"}, Value: 50, Usage: "new clients per mode, one after another"},
+		&cli.DurationFlag{Name: "interval", Value: 25 * time.Millisecond, Usage: "pause between clients, as clients that come and go"},
+		&cli.DurationFlag{Name: "setup-delay", Value: 20 * time.Millisecond, Usage: "embedded upstream only: delay before its first byte on a new connection"},
+		&cli.IntFlag{Name: "warm", Value: defaultWarm, Usage: "warm connections for the pooled mode"},
+		&cli.StringFlag{Name: "send", Usage: "bytes each client sends before waiting for the first byte back (Go escapes like \\r\\n work); default: 1 byte to the embedded upstream, nothing to a REMOTE"},
+		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "give up on one client after this long"},
+		&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on stdout"},
+	},
+	OnUsageError: onUsageError,
+	Action:       benchAction,
+}
+
+// benchMode is one way of reaching the upstream, with its latencies.
+type benchMode struct {
+	Name    string  `json:"name"`
+	P50     float64 `json:"p50_ms"`
+	P90     float64 `json:"p90_ms"`
+	P99     float64 `json:"p99_ms"`
+	HitRate float64 `json:"pool_hit_rate,omitempty"`
+	samples []time.Duration
+}
+
+type benchResult struct {
+	Remote     string      `json:"remote"`
+	Embedded   bool        `json:"embedded"`
+	SetupDelay float64     `json:"setup_delay_ms,omitempty"`
+	Clients    int         `json:"clients"`
+	Modes      []benchMode `json:"modes"`
+	SavedP50   float64     `json:"saved_p50_ms"`
+}
+
+func benchAction(c *cli.Context) error {
+	args := c.Args().Slice()
+	if len(args) > 1 {
+		if strings.HasPrefix(args[1], "-") {
+			return usageErrorf("flag %s after REMOTE would be ignored: flags go first, as in warmport bench %s %s", args[1], args[1], args[0])
+		}
+		return usageErrorf("unexpected argument %q: warmport bench [flags] [REMOTE]", args[1])
+	}
+	n, warm := c.Int("clients"), c.Int("warm")
+	if n < 1 {
+		return usageErrorf("--clients %d: want at least 1", n)
+	}
+	if warm < 1 || warm > pool.DefaultMax {
+		return usageErrorf("--warm %d: the pooled mode needs 1 to %d warm connections", warm, pool.DefaultMax)
+	}
+	send, err := unescape(c.String("send"))
+	if err != nil {
+		return usageErrorf("--send: %v", err)
+	}
+	res := benchResult{Clients: n}
+	if len(args) == 1 {
+		if res.Remote, err = forward.ParseRemote(args[0]); err != nil {
+			return usageErrorf("%v", err)
+		}
+	} else {
+		up, err := startSlowUpstream(c.Duration("setup-delay"))
+		if err != nil {
+			return runtimeErrorf("start the embedded upstream: %v", err)
+		}
+		defer up.close()
+		res.Remote, res.Embedded = up.addr(), true
+		res.SetupDelay = ms(c.Duration("setup-delay"))
+		if send == nil {
+			send = []byte{'x'}
+		}
+	}
+	b := &bencher{send: send, timeout: c.Duration("timeout"), interval: c.Duration("interval"), n: n}
+	if err := b.check(res.Remote); err != nil {
+		return err
+	}
+	ctx := signalsFrom(c.Context).stopCtx
+	for _, m := range []struct {
+		name string
+		warm int // -1: direct
+	}{{"direct", -1}, {"warmport --warm 0", 0}, {fmt.Sprintf("warmport --warm %d", warm), warm}} {
+		mode, err := b.run(ctx, res.Remote, m.name, m.warm)
+		if err != nil {
+			return err
+		}
+		res.Modes = append(res.Modes, mode)
+	}
+	res.SavedP50 = res.Modes[0].P50 - res.Modes[2].P50
+	if c.Bool("json") {
+		return json.NewEncoder(c.App.Writer).Encode(res)
+	}
+	renderBench(c.App.Writer, &res)
+	return nil
+}
+
+type bencher struct {
+	send     []byte
+	timeout  time.Duration
+	interval time.Duration
+	n        int
+}
+
+// check makes one direct client, so a dead or silent REMOTE fails with one
+// clear line before anything is measured.
+func (b *bencher) check(remote string) error {
+	if _, err := b.client(remote); err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return runtimeErrorf("bench: cannot connect to %s (%v): is it running, and is the address right?", remote, op.Err)
+		}
+		return runtimeErrorf("bench: %s %v", remote, err)
+	}
+	return nil
+}
+
+// run times b.n sequential clients to remote: directly when warm < 0,
+// otherwise through an in-process forwarder with that many warm conns.
+func (b *bencher) run(ctx context.Context, remote, name string, warm int) (benchMode, error) {
+	mode := benchMode{Name: name}
+	target := remote
+	var fw *forward.Forwarder
+	if warm >= 0 {
+		var err error
+		fw, err = forward.New(forward.Config{Local: "127.0.0.1:0", Remote: remote, DialTimeout: b.timeout,
+			Pool: pool.Config{Warm: warm, TTL: time.Minute}})
+		if err != nil {
+			return mode, runtimeErrorf("bench: start the forwarder: %v", err)
+		}
+		serveCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go fw.Serve(serveCtx)
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			fw.Shutdown(sctx)
+		}()
+		target = fw.Addr().String()
+		if err := waitWarm(ctx, fw, warm, b.timeout); err != nil {
+			return mode, err
+		}
+	}
+	for i := 0; i < b.n; i++ {
+		select { // every client, the first too, comes an interval after the last
+		case <-time.After(b.interval):
+		case <-ctx.Done():
+			return mode, runtimeErrorf("bench: interrupted")
+		}
+		d, err := b.client(target)
+		if err != nil {
+			return mode, runtimeErrorf("bench: %s: client %d: %v", name, i+1, err)
+		}
+		mode.samples = append(mode.samples, d)
+	}
+	slices.Sort(mode.samples)
+	mode.P50, mode.P90, mode.P99 = ms(pct(mode.samples, 50)), ms(pct(mode.samples, 90)), ms(pct(mode.samples, 99))
+	if fw != nil && warm > 0 {
+		if p := fw.PoolStats(); p.Hits+p.Misses > 0 {
+			mode.HitRate = float64(p.Hits) / float64(p.Hits+p.Misses)
+		}
+	}
+	return mode, nil
+}
+
+// waitWarm waits until the pool holds warm connections, so the first
+// measured client meets the pool as a steady stream of clients would.
+func waitWarm(ctx context.Context, fw *forward.Forwarder, warm int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for fw.PoolStats().Idle < warm {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return runtimeErrorf("bench: the pool did not fill %d connections within %s: is REMOTE accepting connections?", warm, timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// client connects, sends b.send and waits for the first byte back.
+func (b *bencher) client(addr string) (time.Duration, error) {
+	t0 := time.Now()
+	c, err := net.DialTimeout("tcp", addr, b.timeout)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(t0.Add(b.timeout))
+	if len(b.send) > 0 {
+		if _, err := c.Write(b.send); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := c.Read(make([]byte, 1)); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && len(b.send) == 0 {
+			return 0, fmt.Errorf("sent nothing within %s: it waits for the client to speak first; give --send, e.g. --send 'HEAD / HTTP/1.0\\r\\n\\r\\n'", b.timeout)
+		}
+		if err == io.EOF {
+			return 0, errors.New("closed the connection before sending a byte")
+		}
+		return 0, err
+	}
+	return time.Since(t0), nil
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[min(max(i-1, 0), len(sorted)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func renderBench(w io.Writer, r *benchResult) {
+	what := r.Remote
+	if r.Embedded {
+		what = fmt.Sprintf("embedded upstream %s with a %s setup delay", r.Remote, fmtMS(r.SetupDelay))
+	}
+	fmt.Fprintf(w, "%s %d new clients per mode (connect, send, first byte back) to %s\n", bold("warmport bench:"), r.Clients, what)
+	t := &table{cols: []column{{"MODE", false}, {"P50", true}, {"P90", true}, {"P99", true}, {"VS DIRECT", true}, {"POOL HITS", true}}}
+	direct := r.Modes[0].P50
+	for i, m := range r.Modes {
+		ratio, hits := "1.00x", ""
+		if i > 0 && direct > 0 {
+			ratio = fmt.Sprintf("%.2fx", m.P50/direct)
+		}
+		if m.HitRate > 0 {
+			hits = fmt.Sprintf("%.0f%%", m.HitRate*100)
+		}
+		paint := []func(...any) string{nil, nil, nil, nil, nil, nil}
+		if i == len(r.Modes)-1 {
+			paint[0], paint[1], paint[4] = green, green, green
+		}
+		t.add([]string{m.Name, fmtMS(m.P50), fmtMS(m.P90), fmtMS(m.P99), ratio, hits}, paint)
+	}
+	t.write(w)
+	if r.SavedP50 > 0 {
+		fmt.Fprintf(w, "the pool saved each new client %s at the median (%.0f%% of a direct connection's wait)\n",
+			green(fmtMS(r.SavedP50)), r.SavedP50/direct*100)
+	} else {
+		fmt.Fprintf(w, "the pool saved nothing measurable here: the upstream's handshake is already cheap (loopback?)\n")
+	}
+}
+
+// unescape reads Go escapes (\r, \n, \x00, \t) in --send.
+func unescape(s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			out = append(out, s[i])
+			continue
+		}
+		i++
+		switch s[i] {
+		case 'r':
+			out = append(out, '\r')
+		case 'n':
+			out = append(out, '\n')
+		case 't':
+			out = append(out, '\t')
+		case '\\':
+			out = append(out, '\\')
+		case 'x':
+			var v byte
+			if i+2 >= len(s) {
+				return nil, fmt.Errorf(`\x needs two hex digits`)
+			}
+			if _, err := fmt.Sscanf(s[i+1:i+3], "%02x", &v); err != nil {
+				return nil, fmt.Errorf(`\x%s is not two hex digits`, s[i+1:i+3])
+			}
+			out = append(out, v)
+			i += 2
+		default:
+			return nil, fmt.Errorf(`unknown escape \%c; use \r \n \t \\ or \xHH`, s[i])
+		}
+	}
+	return out, nil
+}
+
+// slowUpstream stands in for a distant server: each new connection waits
+// the setup delay before its first byte, then echoes.
+type slowUpstream struct {
+	ln    net.Listener
+	delay time.Duration
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+func startSlowUpstream(delay time.Duration) (*slowUpstream, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	u := &slowUpstream{ln: ln, delay: delay, conns: make(map[net.Conn]bool)}
+	u.wg.Add(1)
+	go u.serve()
+	return u, nil
+}
+
+func (u *slowUpstream) addr() string { return u.ln.Addr().String() }
+
+func (u *slowUpstream) serve() {
+	defer u.wg.Done()
+	for {
+		c, err := u.ln.Accept()
+		if err != nil {
+			return
+		}
+		u.mu.Lock()
+		u.conns[c] = true
+		u.mu.Unlock()
+		u.wg.Add(1)
+		go func() {
+			defer u.wg.Done()
+			defer func() {
+				u.mu.Lock()
+				delete(u.conns, c)
+				u.mu.Unlock()
+				c.Close()
+			}()
+			time.Sleep(u.delay) // the handshake this upstream makes every new connection pay
+			io.Copy(c, c)
+		}()
+	}
+}
+
+func (u *slowUpstream) close() {
+	u.ln.Close()
+	u.mu.Lock()
+	for c := range u.conns {
+		c.Close()
+	}
+	u.mu.Unlock()
+	u.wg.Wait()
+}
