@@ -57,6 +57,8 @@ type Forwarder struct {
 	quitOnce   sync.Once
 	serving    sync.WaitGroup // Serve itself
 	pairs      sync.WaitGroup // one per accepted connection
+	parker     parker         // idle directions, without their goroutines
+	parkAfter  time.Duration
 
 	nextID             atomic.Uint64
 	conns, failed      atomic.Uint64
@@ -75,7 +77,7 @@ func New(cfg Config) (*Forwarder, error) {
 		return nil, errors.New("forward: Local and Remote are required")
 	}
 	f := &Forwarder{cfg: cfg, recs: newRecords(cfg.MaxRecords), quit: make(chan struct{}),
-		active: make(map[uint64]*pair)}
+		active: make(map[uint64]*pair), parkAfter: parkAfter}
 	if cfg.MaxConns > 0 {
 		f.sem = make(chan struct{}, cfg.MaxConns)
 	}
@@ -90,6 +92,7 @@ func New(cfg Config) (*Forwarder, error) {
 		f.ln.Close()
 		return nil, err
 	}
+	f.parker.start() // now, while fds are plentiful; if it fails, idle directions keep their goroutines
 	f.hardCtx, f.hardCancel = context.WithCancel(context.Background())
 	f.started = time.Now()
 	return f, nil
@@ -245,7 +248,8 @@ func (f *Forwarder) armIdleLocked() {
 
 func (f *Forwarder) start(c *net.TCPConn) {
 	p := &pair{f: f, id: f.nextID.Add(1), client: c, started: time.Now()}
-	p.ctx, p.cancel = context.WithCancel(f.hardCtx)
+	p.toUp.p, p.toUp.key, p.toUp.run = p, 2*p.id, p.clientToUpstream
+	p.toClient.p, p.toClient.key, p.toClient.run = p, 2*p.id+1, p.upstreamToClient
 	f.conns.Add(1)
 	f.mu.Lock()
 	f.active[p.id] = p
@@ -255,49 +259,58 @@ func (f *Forwarder) start(c *net.TCPConn) {
 	go f.handle(p)
 }
 
-// handle borrows an upstream, relays, records, and recycles or closes.
+// handle borrows an upstream and relays; the pair completes (complete) when
+// both directions have finished, whichever goroutine that happens in.
 func (f *Forwarder) handle(p *pair) {
-	defer f.pairs.Done()
-	defer f.release()
-	defer p.cancel()
 	t0 := time.Now()
-	up, src, _, err := f.pool.Get(p.ctx)
+	up, src, _, err := f.pool.Get(f.hardCtx)
 	p.dial = time.Since(t0)
 	if err != nil {
 		if !p.aborted.Load() {
 			f.failed.Add(1)
 		}
 		p.abort(ClosedByError, err)
-		f.finish(p, "")
+		f.finish(p)
 		return
 	}
-	p.source = src
-	p.upstream.Store(up)
+	p.source, p.upAddr = src, up.RemoteAddr().String()
 	p.replayOn = src != pool.Cold
+	p.upstream.Store(up)
 	if p.aborted.Load() { // shutdown came during the dial
 		up.Close()
-		f.finish(p, up.RemoteAddr().String())
+		f.finish(p)
 		return
 	}
-	upAddr := up.RemoteAddr().String()
-	recycle := p.relay()
+	p.start()
+}
+
+// complete runs once both directions of p are done: it recycles or closes
+// the upstream and records the connection.
+func (f *Forwarder) complete(p *pair) {
+	if t := p.idle.Load(); t != nil {
+		t.Stop()
+	}
+	f.parker.forget(p.toUp.key)
+	f.parker.forget(p.toClient.key)
 	p.client.Close()
-	up = p.upstream.Load()
-	if recycle {
+	if up := p.upstream.Load(); p.recyclable() {
 		f.pool.Put(up) // Put closes what it refuses
 	} else {
 		up.Close()
 	}
-	f.finish(p, upAddr)
+	f.finish(p)
 }
 
-func (f *Forwarder) finish(p *pair, upAddr string) {
+// finish records p, releases its MaxConns slot and lets Shutdown know.
+func (f *Forwarder) finish(p *pair) {
+	defer f.pairs.Done()
+	defer f.release()
 	p.client.Close()
 	reason, err := p.outcome()
 	rec := Record{
 		ID:         p.id,
 		Client:     p.client.RemoteAddr().String(),
-		Upstream:   upAddr,
+		Upstream:   p.upAddr,
 		Source:     p.source.String(),
 		DialMS:     ms(p.dial),
 		Started:    p.started,
@@ -344,6 +357,7 @@ func (f *Forwarder) Shutdown(ctx context.Context) *Summary {
 		<-done
 	}
 	f.hardCancel()
+	f.parker.close()
 	f.pool.Close()
 	s := f.Summary()
 	return &s

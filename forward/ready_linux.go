@@ -1,47 +1,66 @@
 package forward
 
 import (
+	"errors"
 	"io"
 	"net"
 
 	"golang.org/x/sys/unix"
 )
 
-// canSplice reports whether pump moves bytes in the kernel (splice(2)).
-const canSplice = true
+// canPark reports whether an idle direction can give up its goroutine.
+const canPark = true
 
-// waitReadable blocks, in Go's netpoller and holding no splice pipe, until c
-// has bytes to read or has reached EOF, and returns how many bytes are queued
-// (0 means EOF). It honours c's read deadline. In the common case it costs one
-// ioctl; only when nothing is queued does it peek to tell EOF from "not yet".
+// errNotReady: nothing queued on the socket right now, and no EOF.
+var errNotReady = errors.New("forward: not ready")
+
+// queued returns, without blocking, how many bytes c has queued: >0 bytes,
+// 0 for EOF, or errNotReady. In the common case it costs one ioctl; only when
+// nothing is queued does it peek to tell EOF from "not yet".
+func queued(c *net.TCPConn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	n, opErr := 0, error(nil)
+	err = rc.Control(func(fd uintptr) { n, opErr = queuedFD(int(fd)) })
+	if err != nil {
+		return 0, err
+	}
+	return n, opErr
+}
+
+func queuedFD(fd int) (int, error) {
+	q, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+	if err != nil {
+		return 0, err
+	}
+	if q > 0 {
+		return q, nil
+	}
+	var b [1]byte
+	m, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return 0, errNotReady
+	case err != nil:
+		return 0, err
+	}
+	return m, nil // 0 is EOF; 1 means bytes arrived since the ioctl
+}
+
+// waitReadable blocks in Go's netpoller, holding no splice pipe, until c has
+// bytes or EOF, and returns how many bytes are queued (0 is EOF). It honours
+// c's read deadline.
 func waitReadable(c *net.TCPConn) (int, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return 0, err
 	}
-	var n int
-	var opErr error
+	n, opErr := 0, error(nil)
 	err = rc.Read(func(fd uintptr) bool {
-		q, e := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-		if e != nil {
-			opErr = e
-			return true
-		}
-		if q > 0 {
-			n = q
-			return true
-		}
-		var b [1]byte
-		m, _, e := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		switch {
-		case e == unix.EAGAIN || e == unix.EINTR:
-			return false // nothing yet: park in the netpoller
-		case e != nil:
-			opErr = e
-		default:
-			n = m // 0 is EOF; 1 means bytes arrived since the ioctl
-		}
-		return true
+		n, opErr = queuedFD(int(fd))
+		return opErr != errNotReady // false parks in the netpoller
 	})
 	if err != nil {
 		return 0, err
@@ -49,15 +68,12 @@ func waitReadable(c *net.TCPConn) (int, error) {
 	return n, opErr
 }
 
-// move copies the q bytes that waitReadable found queued on src to dst. On
-// Linux io.Copy between two *net.TCPConn through an io.LimitedReader splices:
-// the bytes never enter user space, and the copy returns as soon as those q
-// bytes are through, so it never parks holding a pipe while src is idle.
+// move copies the q bytes found queued on src to dst. On Linux io.Copy
+// between two *net.TCPConn through an io.LimitedReader splices: the bytes
+// never enter user space, and the copy returns as soon as those q bytes are
+// through, so it never parks holding a pipe while src is idle.
 func move(dst, src *net.TCPConn, q int, lr *io.LimitedReader) (n int64, eof bool, err error) {
-	if q > maxChunk {
-		q = maxChunk
-	}
-	lr.R, lr.N = src, int64(q)
+	lr.R, lr.N = src, int64(min(q, maxChunk))
 	n, err = io.Copy(dst, lr)
 	lr.R = nil
 	return n, false, err

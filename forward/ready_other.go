@@ -3,20 +3,23 @@
 package forward
 
 import (
+	"errors"
 	"io"
 	"net"
 	"sync"
 )
 
-// canSplice reports whether move copies in the kernel (splice(2)).
-const canSplice = false
+// canPark reports whether an idle direction can give up its goroutine.
+const canPark = false
 
-// waitReadable cannot peek portably here, so it reports a chunk as ready and
-// lets move's Read block instead: an idle pair then costs a parked read (a
+var errNotReady = errors.New("forward: not ready")
+
+// queued cannot peek portably here, so it reports a chunk as ready and lets
+// move's Read block instead: an idle pair then costs a parked read (a
 // goroutine) but no extra file descriptors.
-func waitReadable(c *net.TCPConn) (int, error) {
-	return chunkSize, nil
-}
+func queued(c *net.TCPConn) (int, error) { return chunkSize, nil }
+
+func waitReadable(c *net.TCPConn) (int, error) { return chunkSize, nil }
 
 const chunkSize = 32 << 10
 

@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"context"
 	"errors"
 	"io"
 	"math"
@@ -18,19 +17,85 @@ import (
 // handshake or first request, small enough to cost nothing worth mentioning.
 const replayMax = 64 << 10
 
+// parkAfter is how long an idle direction waits in Go's netpoller, keeping
+// its goroutine, before it parks in the forwarder's epoll set and lets the
+// goroutine go. Active flows never park; a connection idle for longer costs
+// its two sockets and a small struct, no goroutine stack. Each Forwarder
+// copies it at New; tests shorten it to exercise parking.
+var parkAfter = time.Second
+
 // aLongTimeAgo is a deadline in the past: it interrupts a parked read at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// pair is one client and its upstream while bytes flow between them. Two
-// goroutines copy, one a direction (clientToUpstream, upstreamToClient), and
-// the handler waits for both.
+var (
+	errParked = errors.New("forward: parked")          // the goroutine must exit; the parker resumes the direction
+	errStop   = errors.New("forward: stop to recycle") // --reuse: upstreamToClient stops between chunks
+)
+
+// States of a direction. Whoever moves it from dirParked to dirRunning owns
+// it and runs it: the parker on readiness, abort, or the --reuse interrupt.
+const (
+	dirRunning int32 = iota
+	dirParked
+	dirDone
+)
+
+// dir is one direction of a pair.
+type dir struct {
+	p     *pair
+	key   uint64 // its key in the parker
+	state atomic.Int32
+	run   func()
+	lr    io.LimitedReader
+}
+
+// resume runs a parked direction again, if it is still parked.
+func (d *dir) resume() {
+	if d.state.CompareAndSwap(dirParked, dirRunning) {
+		d.p.f.parker.forget(d.key)
+		go d.run()
+	}
+}
+
+// park gives up the calling goroutine: src is armed in the parker, which
+// resumes d when src is readable. It returns false when the caller must go on
+// instead: parking failed, or an abort or recycle came meanwhile.
+func (d *dir) park(src *net.TCPConn) bool {
+	d.state.Store(dirParked)
+	if err := d.p.f.parker.park(d, src); err != nil {
+		return !d.state.CompareAndSwap(dirParked, dirRunning)
+	}
+	// An abort or recycle that came just before we were parked did not see
+	// us parked: take the direction back and let the caller look again.
+	if d.p.aborted.Load() || (d == &d.p.toClient && d.p.isRecycling()) {
+		if d.state.CompareAndSwap(dirParked, dirRunning) {
+			d.p.f.parker.forget(d.key)
+			return false
+		}
+	}
+	return true
+}
+
+// finish marks d done; the second direction to finish completes the pair.
+func (d *dir) finish() {
+	d.state.Store(dirDone)
+	if d.p.ended.Add(1) == 2 {
+		d.p.f.complete(d.p)
+	}
+}
+
+// pair is one client and its upstream while bytes flow between them. Each
+// direction runs in a goroutine only while it has work (clientToUpstream,
+// upstreamToClient); an idle one parks (see parkAfter).
 type pair struct {
 	f       *Forwarder
 	id      uint64
 	client  *net.TCPConn
 	started time.Time
-	ctx     context.Context // canceled by abort: stops a dial in progress
-	cancel  context.CancelFunc
+	upAddr  string
+
+	toUp, toClient dir
+	ended          atomic.Int32 // directions finished
 
 	upstream atomic.Pointer[net.TCPConn] // swapped only by a replay redial
 	up, down atomic.Int64                // bytes client->upstream, upstream->client
@@ -47,67 +112,106 @@ type pair struct {
 	replayOn    bool       // pooled upstream that has not sent a byte yet
 	redialed    bool
 	clientEOF   bool
-	recycling   bool // --reuse: the client closed cleanly, we interrupted upstreamToClient
-	interrupted bool // upstreamToClient stopped at our deadline, cleanly, between chunks
+	recycling   bool // --reuse: the client closed cleanly; stop reading the upstream
+	interrupted bool // upstreamToClient stopped for recycling, cleanly, between chunks
 	source      pool.Source
 	dial        time.Duration
 }
 
-// relay copies both directions until both have ended or the pair is
-// aborted, then reports whether the upstream may be recycled.
-func (p *pair) relay() (recyclable bool) {
+// start relays both directions: upstreamToClient in the calling goroutine,
+// clientToUpstream in a new one. The pair completes when both have finished,
+// from whichever goroutine finishes last.
+func (p *pair) start() {
 	if d := p.f.cfg.IdleTimeout; d > 0 {
 		p.last.Store(time.Now().UnixNano())
 		t := time.AfterFunc(time.Duration(math.MaxInt64), p.checkIdle)
 		p.idle.Store(t) // before it can fire: checkIdle re-arms it
 		t.Reset(d)
 	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go p.clientToUpstream(&wg)
-	go p.upstreamToClient(&wg)
-	wg.Wait()
-	if t := p.idle.Load(); t != nil {
-		t.Stop()
+	go p.clientToUpstream()
+	p.upstreamToClient()
+}
+
+// ready returns what src has queued, waiting for it if need be: first in
+// Go's netpoller for up to parkAfter, then parked (errParked: the caller's
+// goroutine must exit; the direction resumes when src is readable).
+func (p *pair) ready(d *dir, src *net.TCPConn) (int, error) {
+	for {
+		q, err := queued(src)
+		if err != errNotReady {
+			return q, err
+		}
+		if err := p.armWait(d, src); err != nil {
+			return 0, err
+		}
+		q, err = waitReadable(src)
+		// Clear the wait's deadline, whatever ended the wait: once past, Go
+		// fails every read on src with a timeout, queued bytes or not (and a
+		// parked direction resumes into a splice). A --reuse interrupt is not
+		// lost by this: the recycling flag, checked below and in armWait and
+		// park, is what counts.
+		src.SetReadDeadline(time.Time{})
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return q, err
+		}
+		if d == &p.toClient && p.isRecycling() {
+			return 0, errStop
+		}
+		if p.aborted.Load() {
+			return 0, err
+		}
+		if d.park(src) {
+			return 0, errParked
+		}
+	}
+}
+
+// armWait sets src's read deadline for one wait. For upstreamToClient it is
+// done under mu, as clientDone sets its interrupt, so neither overwrites the other.
+func (p *pair) armWait(d *dir, src *net.TCPConn) error {
+	if d != &p.toClient {
+		src.SetReadDeadline(time.Now().Add(p.f.parkAfter))
+		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.recycling && p.interrupted && !p.aborted.Load()
+	if p.recycling {
+		return errStop
+	}
+	src.SetReadDeadline(time.Now().Add(p.f.parkAfter))
+	return nil
 }
 
-func (p *pair) clientToUpstream(wg *sync.WaitGroup) {
-	defer wg.Done()
-	var lr io.LimitedReader
+func (p *pair) clientToUpstream() {
+	d := &p.toUp
 	var buf []byte
 	for {
-		q, err := waitReadable(p.client)
-		if err != nil {
-			p.fail(err)
-			return
-		}
-		if q == 0 {
-			p.clientDone()
+		q, err := p.ready(d, p.client)
+		if err == errParked {
 			return
 		}
 		var n int64
-		var eof bool
-		if p.replaying() {
-			if buf == nil {
-				buf = make([]byte, 16<<10)
+		eof := err == nil && q == 0
+		if err == nil && q > 0 {
+			if p.replaying() {
+				if buf == nil {
+					buf = make([]byte, 16<<10)
+				}
+				n, eof, err = p.copyFirstBytes(buf[:min(q, len(buf))])
+			} else {
+				n, eof, err = move(p.upstream.Load(), p.client, q, &d.lr)
 			}
-			n, eof, err = p.copyFirstBytes(buf)
-		} else {
-			n, eof, err = move(p.upstream.Load(), p.client, q, &lr)
 		}
 		p.count(&p.up, &p.f.bytesUp, n)
 		if err != nil {
 			p.fail(err)
-			return
-		}
-		if eof {
+		} else if eof {
 			p.clientDone()
-			return
+		} else {
+			continue
 		}
+		d.finish()
+		return
 	}
 }
 
@@ -139,38 +243,47 @@ func (p *pair) copyFirstBytes(buf []byte) (int64, bool, error) {
 	return int64(m), false, rerr
 }
 
-func (p *pair) upstreamToClient(wg *sync.WaitGroup) {
-	defer wg.Done()
-	var lr io.LimitedReader
+func (p *pair) upstreamToClient() {
+	d := &p.toClient
 	for {
 		up := p.upstream.Load()
-		q, err := waitReadable(up)
+		q, err := p.ready(d, up)
+		switch err {
+		case errParked:
+			return
+		case errStop:
+			p.stopRecycling()
+			d.finish()
+			return
+		}
 		var n int64
 		eof := err == nil && q == 0
 		if err == nil && q > 0 {
-			n, eof, err = move(p.client, up, q, &lr)
+			n, eof, err = move(p.client, up, q, &d.lr)
 		}
 		if n == 0 && (eof || err != nil) && p.shouldRedial(err) {
 			if p.redial(up) {
 				continue
 			}
+			d.finish()
 			return
 		}
 		if n > 0 {
 			p.spoke()
 		}
 		p.count(&p.down, &p.f.bytesDown, n)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && n == 0 && p.stopRecycling() {
-				return
-			}
+		switch {
+		case err != nil && errors.Is(err, os.ErrDeadlineExceeded) && n == 0 && p.isRecycling():
+			p.stopRecycling() // where move's read blocks (not Linux), the interrupt lands here
+		case err != nil:
 			p.fail(err)
-			return
-		}
-		if eof {
+		case eof:
 			p.remoteDone()
-			return
+		default:
+			continue
 		}
+		d.finish()
+		return
 	}
 }
 
@@ -217,7 +330,7 @@ func (p *pair) redial(old *net.TCPConn) bool {
 	p.redialed = true
 	p.mu.Unlock()
 	old.Close()
-	c, d, err := p.f.pool.Dial(p.ctx)
+	c, d, err := p.f.pool.Dial(p.f.hardCtx)
 	if err != nil {
 		p.abort(ClosedByError, err)
 		return false
@@ -257,23 +370,37 @@ func (p *pair) clientDone() {
 	p.clientEOF = true
 	up := p.upstream.Load()
 	p.recycling = p.f.cfg.Reuse
+	if p.recycling {
+		up.SetReadDeadline(aLongTimeAgo) // interrupts a wait in the netpoller
+	}
 	p.mu.Unlock()
 	if p.f.cfg.Reuse {
-		up.SetReadDeadline(aLongTimeAgo)
+		p.toClient.resume() // or a park: it sees recycling and stops
 		return
 	}
 	up.CloseWrite()
 }
 
-// stopRecycling reports whether a deadline error is the interrupt clientDone
-// caused, and notes that upstreamToClient stopped cleanly between chunks.
-func (p *pair) stopRecycling() bool {
+func (p *pair) isRecycling() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.recycling {
-		p.interrupted = true
-	}
 	return p.recycling
+}
+
+// stopRecycling notes that upstreamToClient stopped cleanly between chunks
+// for the recycle clientDone asked for.
+func (p *pair) stopRecycling() {
+	p.mu.Lock()
+	p.interrupted = true
+	p.mu.Unlock()
+}
+
+// recyclable: --reuse asked for it, upstreamToClient stopped cleanly, and
+// nothing aborted the pair.
+func (p *pair) recyclable() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.recycling && p.interrupted && !p.aborted.Load()
 }
 
 // remoteDone: the upstream sent EOF; pass it on and let the client finish.
@@ -291,8 +418,8 @@ func (p *pair) fail(err error) {
 	p.abort(ClosedByError, err)
 }
 
-// abort makes reason final (the first abort wins over any clean end) and
-// closes both sockets, which ends both copiers and any dial in progress.
+// abort makes reason final (the first abort wins over any clean end), closes
+// both sockets, and resumes parked directions so they see it and finish.
 func (p *pair) abort(reason string, err error) {
 	p.endMu.Lock()
 	if p.aborted.Load() {
@@ -302,11 +429,12 @@ func (p *pair) abort(reason string, err error) {
 	p.aborted.Store(true)
 	p.closedBy, p.err = reason, err
 	p.endMu.Unlock()
-	p.cancel()
 	p.client.Close()
 	if up := p.upstream.Load(); up != nil {
 		up.Close()
 	}
+	p.toUp.resume()
+	p.toClient.resume()
 }
 
 // end records a clean end; the first one wins, and an abort overrides it.
