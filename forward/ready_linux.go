@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,23 +32,23 @@ func queued(c *net.TCPConn) (int, error) {
 }
 
 func queuedFD(fd int) (int, error) {
-	q, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
-	if err != nil {
-		return 0, err
-	}
-	if q > 0 {
-		return q, nil
-	}
-	var b [1]byte
-	m, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
+	// One syscall: TCP's recvmsg with MSG_PEEK|MSG_TRUNC neither copies nor
+	// consumes, and returns how many bytes are queued (up to the length
+	// given), 0 at EOF, or EAGAIN. truncBuf backs the length anyway, so a
+	// kernel that did copy could cost memory but never corrupt it.
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&truncBuf[0])),
+		uintptr(len(truncBuf)), unix.MSG_PEEK|unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
+	switch errno {
+	case 0:
+		return int(n), nil
+	case unix.EAGAIN, unix.EINTR:
 		return 0, errNotReady
-	case err != nil:
-		return 0, err
 	}
-	return m, nil // 0 is EOF; 1 means bytes arrived since the ioctl
+	return 0, errno
 }
+
+// truncBuf is never written (see queuedFD): it costs address space, not RSS.
+var truncBuf [maxChunk]byte
 
 // waitReadable blocks in Go's netpoller, holding no splice pipe, until c has
 // bytes or EOF, and returns how many bytes are queued (0 is EOF). It honours

@@ -184,7 +184,6 @@ func (p *pair) armWait(d *dir, src *net.TCPConn) error {
 
 func (p *pair) clientToUpstream() {
 	d := &p.toUp
-	var buf []byte
 	for {
 		q, err := p.ready(d, p.client)
 		if err == errParked {
@@ -194,10 +193,8 @@ func (p *pair) clientToUpstream() {
 		eof := err == nil && q == 0
 		if err == nil && q > 0 {
 			if p.replaying() {
-				if buf == nil {
-					buf = make([]byte, 16<<10)
-				}
-				n, eof, err = p.copyFirstBytes(buf[:min(q, len(buf))])
+				// Sized to what is queued: a first request is usually small.
+				n, eof, err = p.copyFirstBytes(make([]byte, min(q, replayMax)))
 			} else {
 				n, eof, err = move(p.upstream.Load(), p.client, q, &d.lr)
 			}
