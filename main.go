@@ -170,5 +170,7 @@ func signalsFrom(ctx context.Context) *signals {
 	if s, ok := ctx.Value(signalsKey{}).(*signals); ok {
 		return s
 	}
-	return notifySignals() // not reached from main; keeps a direct caller safe
+	// Not reached from run. A caller without signals gets contexts that are
+	// never canceled, and no goroutine or signal handler of its own.
+	return &signals{stopCtx: context.Background(), killCtx: context.Background(), relay: make(chan os.Signal)}
 }
