@@ -302,14 +302,13 @@ func (f *Forwarder) handle(p *pair) {
 }
 
 // complete runs once both directions of p are done: it recycles or closes
-// the upstream and records the connection.
+// the upstream; finish closes the client and records the connection.
 func (f *Forwarder) complete(p *pair) {
 	if t := p.idle.Load(); t != nil {
 		t.Stop()
 	}
 	f.parker.forget(p.toUp.key)
 	f.parker.forget(p.toClient.key)
-	p.client.Close()
 	if up := p.upstream.Load(); p.recyclable() {
 		f.pool.Put(up) // Put closes what it refuses
 	} else {

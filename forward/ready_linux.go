@@ -9,9 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// canPark reports whether an idle direction can give up its goroutine.
-const canPark = true
-
 // errNotReady: nothing queued on the socket right now, and no EOF.
 var errNotReady = errors.New("forward: not ready")
 

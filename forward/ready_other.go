@@ -9,9 +9,6 @@ import (
 	"sync"
 )
 
-// canPark reports whether an idle direction can give up its goroutine.
-const canPark = false
-
 var errNotReady = errors.New("forward: not ready")
 
 // queued cannot peek portably here, so it reports a chunk as ready and lets
