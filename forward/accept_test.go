@@ -29,6 +29,7 @@ func TestMain(m *testing.M) {
 	if d, err := time.ParseDuration(os.Getenv("WARMPORT_TEST_PARK_AFTER")); err == nil {
 		parkAfter = d
 	}
+	bufsOut = func(delta int) { bufsHeld.Add(int64(delta)) }
 	os.Exit(m.Run())
 }
 

@@ -279,6 +279,7 @@ func (f *Forwarder) start(c *net.TCPConn) {
 // handle borrows an upstream and relays; the pair completes (complete) when
 // both directions have finished, whichever goroutine that happens in.
 func (f *Forwarder) handle(p *pair) {
+	growStack()
 	t0 := time.Now()
 	up, src, _, err := f.pool.Get(f.hardCtx)
 	p.dial = time.Since(t0)
@@ -347,6 +348,28 @@ func (f *Forwarder) finish(p *pair) {
 		f.cfg.OnClose(rec)
 	}
 }
+
+// growStack grows the calling goroutine's stack to 8 KiB in one step, while
+// it is one frame deep: a new goroutine starts with 2 KiB, and the dial path
+// would otherwise grow it twice from deep inside net.Dialer, each time
+// copying and adjusting every frame on the stack (about 5% of the CPU a short
+// connection costs, per perf). growRelayStack does the same to 4 KiB, what a
+// direction needs.
+//
+//go:noinline
+func growStack() {
+	var pad [5 << 10]byte
+	touchStack(pad[:])
+}
+
+//go:noinline
+func growRelayStack() {
+	var pad [5 << 9]byte
+	touchStack(pad[:])
+}
+
+//go:noinline
+func touchStack(pad []byte) { pad[len(pad)-1] = 1 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 

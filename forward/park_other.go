@@ -7,8 +7,8 @@ import (
 	"net"
 )
 
-// parker is Linux-only (epoll); elsewhere directions never park: queued
-// always reports bytes, and move's blocking read waits instead.
+// parker is Linux-only (epoll); elsewhere directions never park: recv
+// blocks in Read instead.
 type parker struct{}
 
 func (pk *parker) start()                            {}

@@ -12,20 +12,59 @@ import (
 // errNotReady: nothing queued on the socket right now, and no EOF.
 var errNotReady = errors.New("forward: not ready")
 
-// queued returns, without blocking, how many bytes c has queued: >0 bytes,
-// 0 for EOF, or errNotReady. In the common case it costs one ioctl; only when
-// nothing is queued does it peek to tell EOF from "not yet".
-func queued(c *net.TCPConn) (int, error) {
-	rc, err := c.SyscallConn()
+// canSplice: a bulk flow moves in the kernel (splice), never through user space.
+const canSplice = true
+
+// recv takes the next thing src has for d, waiting in Go's netpoller until
+// there is one: n > 0 bytes read into buf (the caller returns it with putBuf),
+// or with peek n > 0 bytes left queued for a splice (buf nil), or EOF (n 0).
+// It holds no buffer or pipe while it waits, and each try comes after Go
+// reset the socket's readiness, so no wake-up is lost between a try and the
+// wait. Before its first wait it arms the park timer (armWait) and reports
+// that in armed; if arming fails it returns that error.
+func (p *pair) recv(d *dir, src *net.TCPConn, peek bool) (buf *[]byte, n int, armed bool, err error) {
+	rc, err := src.SyscallConn()
 	if err != nil {
-		return 0, err
+		return nil, 0, false, err
 	}
-	n, opErr := 0, error(nil)
-	err = rc.Control(func(fd uintptr) { n, opErr = queuedFD(int(fd)) })
-	if err != nil {
-		return 0, err
+	var opErr error
+	err = rc.Read(func(fd uintptr) bool {
+		if peek {
+			n, opErr = queuedFD(int(fd))
+		} else {
+			buf = getBuf()
+			n, opErr = readFD(int(fd), *buf)
+			if n == 0 { // EOF, an error or nothing yet: no bytes to hand over
+				putBuf(buf)
+				buf = nil
+			}
+		}
+		if opErr != errNotReady {
+			return true
+		}
+		if !armed {
+			armed = true
+			if opErr = p.armWait(d, src); opErr != nil {
+				return true
+			}
+		}
+		return false // wait in the netpoller
+	})
+	if err == nil {
+		err = opErr
 	}
-	return n, opErr
+	return buf, n, armed, err
+}
+
+func readFD(fd int, b []byte) (int, error) {
+	n, err := unix.Read(fd, b)
+	switch err {
+	case nil:
+		return n, nil
+	case unix.EAGAIN, unix.EINTR:
+		return 0, errNotReady
+	}
+	return 0, err
 }
 
 func queuedFD(fd int) (int, error) {
@@ -47,34 +86,15 @@ func queuedFD(fd int) (int, error) {
 // truncBuf is never written (see queuedFD): it costs address space, not RSS.
 var truncBuf [maxChunk]byte
 
-// waitReadable blocks in Go's netpoller, holding no splice pipe, until c has
-// bytes or EOF, and returns how many bytes are queued (0 is EOF). It honours
-// c's read deadline.
-func waitReadable(c *net.TCPConn) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	n, opErr := 0, error(nil)
-	err = rc.Read(func(fd uintptr) bool {
-		n, opErr = queuedFD(int(fd))
-		return opErr != errNotReady // false parks in the netpoller
-	})
-	if err != nil {
-		return 0, err
-	}
-	return n, opErr
-}
-
 // move copies the q bytes found queued on src to dst. On Linux io.Copy
 // between two *net.TCPConn through an io.LimitedReader splices: the bytes
 // never enter user space, and the copy returns as soon as those q bytes are
 // through, so it never parks holding a pipe while src is idle.
-func move(dst, src *net.TCPConn, q int, lr *io.LimitedReader) (n int64, eof bool, err error) {
+func move(dst, src *net.TCPConn, q int, lr *io.LimitedReader) (n int64, err error) {
 	lr.R, lr.N = src, int64(min(q, maxChunk))
 	n, err = io.Copy(dst, lr)
 	lr.R = nil
-	return n, false, err
+	return n, err
 }
 
 // maxChunk bounds one splice so live byte counters move at least every 4 MiB.

@@ -7,7 +7,20 @@ import (
 	"testing"
 )
 
-// queued must report exactly what is queued without consuming it, 0 at
+// queued asks, without blocking, what c has queued, as recv does with peek.
+func queued(c *net.TCPConn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	n, opErr := 0, error(nil)
+	if err := rc.Control(func(fd uintptr) { n, opErr = queuedFD(int(fd)) }); err != nil {
+		return 0, err
+	}
+	return n, opErr
+}
+
+// queuedFD must report exactly what is queued without consuming it, 0 at
 // EOF, and errNotReady when nothing is there yet.
 func TestQueued(t *testing.T) {
 	got := make(chan *upstreamSide, 1)

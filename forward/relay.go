@@ -47,6 +47,7 @@ type dir struct {
 	state atomic.Int32
 	run   func()
 	lr    io.LimitedReader
+	bulk  bool // splice while more than smallMax is queued; owned by whoever runs d
 }
 
 // resume runs a parked direction again, if it is still parked.
@@ -132,38 +133,87 @@ func (p *pair) start() {
 	p.upstreamToClient()
 }
 
-// ready returns what src has queued, waiting for it if need be: first in
-// Go's netpoller for up to parkAfter, then parked (errParked: the caller's
-// goroutine must exit; the direction resumes when src is readable).
-func (p *pair) ready(d *dir, src *net.TCPConn) (int, error) {
-	for {
-		q, err := queued(src)
-		if err != errNotReady {
-			return q, err
-		}
-		if err := p.armWait(d, src); err != nil {
-			return 0, err
-		}
-		q, err = waitReadable(src)
-		// Clear the wait's deadline, whatever ended the wait: once past, Go
-		// fails every read on src with a timeout, queued bytes or not (and a
-		// parked direction resumes into a splice). A --reuse interrupt is not
-		// lost by this: the recycling flag, checked below and in armWait and
-		// park, is what counts.
-		src.SetReadDeadline(time.Time{})
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			return q, err
-		}
-		if d == &p.toClient && p.isRecycling() {
-			return 0, errStop
-		}
-		if p.aborted.Load() {
-			return 0, err
-		}
-		if d.park(src) {
-			return 0, errParked
-		}
+// smallMax bounds a chunk read through user space: read into a pooled
+// buffer and written, it costs two syscalls and no pipe. A bulk flow, one that
+// fills the buffer, splices instead while it keeps more than this queued.
+const smallMax = 16 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, smallMax); return &b }}
+
+// bufsOut, if set (tests only, before any forwarder starts), sees every
+// buffer taken (+1) and given back (-1).
+var bufsOut func(delta int)
+
+func getBuf() *[]byte {
+	if bufsOut != nil {
+		bufsOut(1)
 	}
+	return bufPool.Get().(*[]byte)
+}
+
+func putBuf(b *[]byte) {
+	if bufsOut != nil {
+		bufsOut(-1)
+	}
+	bufPool.Put(b)
+}
+
+// next moves the next chunk from src to dst for d, waiting for one if need
+// be: first in Go's netpoller for up to parkAfter, then parked (errParked:
+// the caller's goroutine must exit; the direction resumes when src is
+// readable). Nothing is held while it waits: no buffer, no pipe. n is what
+// reached dst; eof is src's clean end.
+func (p *pair) next(d *dir, dst, src *net.TCPConn) (n int64, eof bool, err error) {
+	for {
+		if d == &p.toClient && p.f.cfg.Reuse && p.isRecycling() {
+			return 0, false, errStop
+		}
+		peek := d.bulk && (d == &p.toClient || !p.replaying()) // the replay needs the bytes in hand
+		bp, m, armed, err := p.recv(d, src, peek)
+		if armed {
+			// Clear the wait's deadline, whatever ended the wait: once past,
+			// Go fails every read on src with a timeout, queued bytes or not.
+			// A --reuse interrupt is not lost by this: the recycling flag,
+			// checked here, in armWait and in park, is what counts.
+			src.SetReadDeadline(time.Time{})
+		}
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded) && armed:
+			if d == &p.toClient && p.isRecycling() {
+				return 0, false, errStop
+			}
+			if p.aborted.Load() {
+				return 0, false, err
+			}
+			if d.park(src) {
+				return 0, false, errParked
+			}
+			continue // parking failed, or an abort or recycle came meanwhile: look again
+		case err != nil:
+			return 0, false, err
+		case m == 0:
+			return 0, true, nil
+		case bp != nil:
+			return p.writeChunk(d, dst, bp, m)
+		case m > smallMax:
+			n, err := move(dst, src, m, &d.lr)
+			return n, false, err
+		}
+		d.bulk = false // a small chunk again: read it through user space
+	}
+}
+
+// writeChunk writes the m bytes recv read into bp to dst and returns bp to
+// the pool. A full buffer means more is likely queued: a bulk flow, which
+// splices from now on.
+func (p *pair) writeChunk(d *dir, dst *net.TCPConn, bp *[]byte, m int) (int64, bool, error) {
+	defer putBuf(bp)
+	d.bulk = canSplice && m == len(*bp)
+	if d == &p.toUp {
+		return p.writeUp((*bp)[:m])
+	}
+	w, err := dst.Write((*bp)[:m])
+	return int64(w), false, err
 }
 
 // armWait sets src's read deadline for one wait. For upstreamToClient it is
@@ -183,21 +233,12 @@ func (p *pair) armWait(d *dir, src *net.TCPConn) error {
 }
 
 func (p *pair) clientToUpstream() {
+	growRelayStack()
 	d := &p.toUp
 	for {
-		q, err := p.ready(d, p.client)
+		n, eof, err := p.next(d, p.upstream.Load(), p.client)
 		if err == errParked {
 			return
-		}
-		var n int64
-		eof := err == nil && q == 0
-		if err == nil && q > 0 {
-			if p.replaying() {
-				// Sized to what is queued: a first request is usually small.
-				n, eof, err = p.copyFirstBytes(make([]byte, min(q, replayMax)))
-			} else {
-				n, eof, err = move(p.upstream.Load(), p.client, q, &d.lr)
-			}
 		}
 		p.count(&p.up, &p.f.bytesUp, n)
 		if err != nil {
@@ -212,39 +253,35 @@ func (p *pair) clientToUpstream() {
 	}
 }
 
-// copyFirstBytes moves one read of the client's bytes through user space,
-// keeping them for a replay while the pooled upstream has not spoken. A write
-// that fails then is not an error: upstreamToClient sees the upstream die,
-// dials a fresh one and replays what was kept, this chunk included.
-func (p *pair) copyFirstBytes(buf []byte) (int64, bool, error) {
-	m, rerr := p.client.Read(buf)
-	if m > 0 {
-		p.mu.Lock()
-		if p.replayOn {
-			if len(p.replay)+m <= replayMax {
-				p.replay = append(p.replay, buf[:m]...)
-			} else {
-				p.replayOn, p.replay = false, nil
-			}
-		}
-		covered := p.replayOn // the replay holds this chunk if this upstream dies
-		up := p.upstream.Load()
-		p.mu.Unlock()
-		if _, werr := up.Write(buf[:m]); werr != nil && !covered {
-			return int64(m), false, werr
+// writeUp writes a chunk of the client's bytes to the upstream. While the
+// pooled upstream has not spoken, the chunk is also kept for a replay, and a
+// failed write is not an error: upstreamToClient sees the upstream die, dials
+// a fresh one and replays what was kept, this chunk included.
+func (p *pair) writeUp(b []byte) (int64, bool, error) {
+	p.mu.Lock()
+	if p.replayOn {
+		if len(p.replay)+len(b) <= replayMax {
+			p.replay = append(p.replay, b...)
+		} else {
+			p.replayOn, p.replay = false, nil
 		}
 	}
-	if rerr == io.EOF {
-		return int64(m), true, nil
+	covered := p.replayOn // the replay holds this chunk if this upstream dies
+	up := p.upstream.Load()
+	p.mu.Unlock()
+	w, err := up.Write(b)
+	if covered {
+		return int64(len(b)), false, nil
 	}
-	return int64(m), false, rerr
+	return int64(w), false, err
 }
 
 func (p *pair) upstreamToClient() {
+	growRelayStack()
 	d := &p.toClient
 	for {
 		up := p.upstream.Load()
-		q, err := p.ready(d, up)
+		n, eof, err := p.next(d, p.client, up)
 		switch err {
 		case errParked:
 			return
@@ -252,11 +289,6 @@ func (p *pair) upstreamToClient() {
 			p.stopRecycling()
 			d.finish()
 			return
-		}
-		var n int64
-		eof := err == nil && q == 0
-		if err == nil && q > 0 {
-			n, eof, err = move(p.client, up, q, &d.lr)
 		}
 		if n == 0 && (eof || err != nil) && p.shouldRedial(err) {
 			if p.redial(up) {
@@ -271,7 +303,7 @@ func (p *pair) upstreamToClient() {
 		p.count(&p.down, &p.f.bytesDown, n)
 		switch {
 		case err != nil && errors.Is(err, os.ErrDeadlineExceeded) && n == 0 && p.isRecycling():
-			p.stopRecycling() // where move's read blocks (not Linux), the interrupt lands here
+			p.stopRecycling() // a splice or a blocking read (not Linux) saw the interrupt
 		case err != nil:
 			p.fail(err)
 		case eof:
@@ -332,7 +364,7 @@ func (p *pair) redial(old *net.TCPConn) bool {
 		p.abort(ClosedByError, err)
 		return false
 	}
-	// Swap and replay under mu: copyFirstBytes waits, so no newer chunk can
+	// Swap and replay under mu: writeUp waits, so no newer chunk can
 	// overtake the replay. abort does not need mu and closes c if it must.
 	p.mu.Lock()
 	defer p.mu.Unlock()

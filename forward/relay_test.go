@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -308,4 +309,52 @@ func countFDs(t *testing.T) (fds, pipes int) {
 		}
 	}
 	return len(ents), pipes
+}
+
+// bufsHeld counts the relay's pooled buffers taken and not given back, in
+// every test (TestMain sets bufsOut); tests do not run in parallel.
+var bufsHeld atomic.Int64
+
+// A conversation whose chunks cross smallMax both ways, small to bulk and
+// back, arrives intact with exact byte counts, and every pooled buffer the
+// relay took is back in the pool when the connection has ended.
+func TestRelayChunkSizes(t *testing.T) {
+	sizes := []int{1, smallMax - 1, smallMax, smallMax + 1, 3, 1 << 20, 100, 2*smallMax + 7, 64 << 10, 1}
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	for _, warm := range []int{0, 2} {
+		t.Run(fmt.Sprintf("warm=%d", warm), func(t *testing.T) {
+			held := bufsHeld.Load()
+			up := startUpstream(t, echo)
+			f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: warm}})
+			c := dial(t, addr)
+			for i, n := range sizes {
+				msg := pattern([]byte{byte(i), byte(n)}, n)
+				errc := make(chan error, 1)
+				go func() { _, err := c.Write(msg); errc <- err }()
+				got := make([]byte, n)
+				if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("chunk %d (%d bytes): read %v, intact %v", i, n, err, bytes.Equal(got, msg))
+				}
+				if err := <-errc; err != nil {
+					t.Fatalf("chunk %d: write: %v", i, err)
+				}
+			}
+			c.CloseWrite()
+			if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+				t.Fatalf("after EOF: read %d bytes, %v; want a clean EOF", len(b), err)
+			}
+			c.Close()
+			sum := shutdown(t, f, time.Second)
+			r := sum.Connections
+			if len(r) != 1 || r[0].BytesUp != int64(total) || r[0].BytesDown != int64(total) || r[0].Error != "" {
+				t.Fatalf("records = %+v; want one clean connection with %d bytes each way", r, total)
+			}
+			if n := bufsHeld.Load() - held; n != 0 {
+				t.Fatalf("%d pooled buffers not given back after the connection ended", n)
+			}
+		})
+	}
 }
