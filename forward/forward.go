@@ -60,6 +60,8 @@ type Forwarder struct {
 	pairs      sync.WaitGroup // one per accepted connection
 	parker     parker         // idle directions, without their goroutines
 	parkAfter  time.Duration
+	waitBudget int32
+	waiting    atomic.Int32 // directions waiting in Go's netpoller (see waitBudget)
 
 	nextID             atomic.Uint64
 	conns, failed      atomic.Uint64
@@ -78,7 +80,7 @@ func New(cfg Config) (*Forwarder, error) {
 		return nil, errors.New("forward: Local and Remote are required")
 	}
 	f := &Forwarder{cfg: cfg, recs: newRecords(cfg.MaxRecords), quit: make(chan struct{}),
-		active: make(map[uint64]*pair), parkAfter: parkAfter}
+		active: make(map[uint64]*pair), parkAfter: parkAfter, waitBudget: waitBudget}
 	if cfg.MaxConns > 0 {
 		f.sem = make(chan struct{}, cfg.MaxConns)
 	}
@@ -99,6 +101,19 @@ func New(cfg Config) (*Forwarder, error) {
 	f.started = time.Now()
 	return f, nil
 }
+
+// waitBudget bounds the directions that wait in Go's netpoller at once, each
+// holding a goroutine, for up to parkAfter; past it, a direction with nothing
+// to read parks at once. The runtime never frees a goroutine's g (about 400
+// bytes) once it was allocated, so a burst of N connections going idle
+// together would otherwise cost 2N g's for the life of the process. 256 is far
+// more than a busy relay keeps waiting (50 clients exchanging small requests
+// keep up to 100). Each Forwarder copies it at New; tests change it.
+var waitBudget int32 = 256
+
+// overWaitBudget: waitBudget directions already wait in Go's netpoller. The
+// bound is soft: directions that check at the same moment may all go on.
+func (f *Forwarder) overWaitBudget() bool { return f.waiting.Load() >= f.waitBudget }
 
 // Addr is the address actually listened on (port 0 resolved).
 func (f *Forwarder) Addr() *net.TCPAddr { return f.ln.Addr().(*net.TCPAddr) }

@@ -133,18 +133,26 @@ func (p *pair) start() {
 }
 
 // ready returns what src has queued, waiting for it if need be: first in
-// Go's netpoller for up to parkAfter, then parked (errParked: the caller's
-// goroutine must exit; the direction resumes when src is readable).
+// Go's netpoller for up to parkAfter (unless waitBudget directions already
+// wait there), then parked (errParked: the caller's goroutine must exit; the
+// direction resumes when src is readable).
 func (p *pair) ready(d *dir, src *net.TCPConn) (int, error) {
 	for {
 		q, err := queued(src)
 		if err != errNotReady {
 			return q, err
 		}
+		// Over the budget, park at once. If that fails (no parker, or an
+		// abort or recycle came), wait as below: the wait sees those.
+		if p.f.overWaitBudget() && d.park(src) {
+			return 0, errParked
+		}
 		if err := p.armWait(d, src); err != nil {
 			return 0, err
 		}
+		p.f.waiting.Add(1)
 		q, err = waitReadable(src)
+		p.f.waiting.Add(-1)
 		// Clear the wait's deadline, whatever ended the wait: once past, Go
 		// fails every read on src with a timeout, queued bytes or not (and a
 		// parked direction resumes into a splice). A --reuse interrupt is not
