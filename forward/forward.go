@@ -280,8 +280,7 @@ func (f *Forwarder) armIdleLocked() {
 
 func (f *Forwarder) start(c *net.TCPConn) {
 	p := &pair{f: f, id: f.nextID.Add(1), client: c, started: time.Now()}
-	p.toUp.p, p.toUp.key, p.toUp.run = p, 2*p.id, p.clientToUpstream
-	p.toClient.p, p.toClient.key, p.toClient.run = p, 2*p.id+1, p.upstreamToClient
+	p.toUp.p, p.toClient.p = p, p
 	f.conns.Add(1)
 	f.mu.Lock()
 	f.active[p.id] = p
@@ -289,6 +288,27 @@ func (f *Forwarder) start(c *net.TCPConn) {
 	f.mu.Unlock()
 	f.pairs.Add(1)
 	go f.handle(p)
+}
+
+// A dir's key in the parker and the copier it runs are worked out from the
+// pair, not stored: with 2000 idle pairs every byte of a pair counts, and a
+// method value kept in a field would be one more allocation per direction.
+
+// key is d's key in the parker: unique for the life of the Forwarder.
+func (d *dir) key() uint64 {
+	if d == &d.p.toUp {
+		return 2 * d.p.id
+	}
+	return 2*d.p.id + 1
+}
+
+// run runs d's copier (clientToUpstream or upstreamToClient).
+func (d *dir) run() {
+	if d == &d.p.toUp {
+		d.p.clientToUpstream()
+	} else {
+		d.p.upstreamToClient()
+	}
 }
 
 // handle borrows an upstream and relays; the pair completes (complete) when
@@ -322,8 +342,8 @@ func (f *Forwarder) complete(p *pair) {
 	if t := p.idle.Load(); t != nil {
 		t.Stop()
 	}
-	f.parker.forget(p.toUp.key)
-	f.parker.forget(p.toClient.key)
+	f.parker.forget(p.toUp.key())
+	f.parker.forget(p.toClient.key())
 	if up := p.upstream.Load(); p.recyclable() {
 		f.pool.Put(up) // Put closes what it refuses
 	} else {

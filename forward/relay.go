@@ -43,16 +43,14 @@ const (
 // dir is one direction of a pair.
 type dir struct {
 	p     *pair
-	key   uint64 // its key in the parker
 	state atomic.Int32
-	run   func()
 	lr    io.LimitedReader
 }
 
 // resume runs a parked direction again, if it is still parked.
 func (d *dir) resume() {
 	if d.state.CompareAndSwap(dirParked, dirRunning) {
-		d.p.f.parker.forget(d.key)
+		d.p.f.parker.forget(d.key())
 		go d.run()
 	}
 }
@@ -69,7 +67,7 @@ func (d *dir) park(src *net.TCPConn) bool {
 	// us parked: take the direction back and let the caller look again.
 	if d.p.aborted.Load() || (d == &d.p.toClient && d.p.isRecycling()) {
 		if d.state.CompareAndSwap(dirParked, dirRunning) {
-			d.p.f.parker.forget(d.key)
+			d.p.f.parker.forget(d.key())
 			return false
 		}
 	}
