@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,6 +29,11 @@ func TestMain(m *testing.M) {
 	// almost at once: a stress of every path through park and resume.
 	if d, err := time.ParseDuration(os.Getenv("WARMPORT_TEST_PARK_AFTER")); err == nil {
 		parkAfter = d
+	}
+	// WARMPORT_TEST_WAIT_BUDGET=0 makes every direction with nothing to read
+	// park at once instead of waiting in the netpoller.
+	if n, err := strconv.Atoi(os.Getenv("WARMPORT_TEST_WAIT_BUDGET")); err == nil {
+		waitBudget = int32(n)
 	}
 	bufsOut = func(delta int) { bufsHeld.Add(int64(delta)) }
 	os.Exit(m.Run())

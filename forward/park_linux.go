@@ -96,18 +96,18 @@ func (pk *parker) park(d *dir, c *net.TCPConn) error {
 		return pk.err
 	}
 	pk.mu.Lock()
-	pk.parked[d.key] = d
+	pk.parked[d.key()] = d
 	pk.noteParkedLocked()
 	pk.mu.Unlock()
 	rc, err := c.SyscallConn()
 	if err != nil {
-		pk.forget(d.key)
+		pk.forget(d.key())
 		return err
 	}
 	var ctlErr error
 	err = rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
-		setKey(&ev, d.key)
+		setKey(&ev, d.key())
 		// A socket is added once and re-armed after that; a recycled upstream
 		// may still be registered from its previous client.
 		ctlErr = unix.EpollCtl(pk.epfd, unix.EPOLL_CTL_MOD, int(fd), &ev)
@@ -119,7 +119,7 @@ func (pk *parker) park(d *dir, c *net.TCPConn) error {
 		err = ctlErr
 	}
 	if err != nil {
-		pk.forget(d.key)
+		pk.forget(d.key())
 	}
 	return err
 }

@@ -26,10 +26,33 @@ func parkedCount(f *Forwarder) int {
 	return len(f.parker.parked)
 }
 
+// overBudget makes every idle direction park at once, as when waitBudget
+// directions already wait in the netpoller, and never after parkAfter.
+func overBudget(t *testing.T) {
+	oldAfter, oldBudget := parkAfter, waitBudget
+	parkAfter, waitBudget = time.Hour, 0
+	t.Cleanup(func() { parkAfter, waitBudget = oldAfter, oldBudget })
+}
+
 // Idle pairs give up their goroutines, and come back to life in either
-// direction, for half-close, and for abort, all while parked.
+// direction, for half-close, and for abort, all while parked: whether they
+// parked after parkAfter or at once, over the wait budget.
 func TestParkedPairs(t *testing.T) {
-	shortPark(t)
+	for _, tc := range []struct {
+		name  string
+		setup func(*testing.T)
+	}{
+		{"after parkAfter", shortPark},
+		{"over the wait budget", overBudget},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.setup(t)
+			testParkedPairs(t)
+		})
+	}
+}
+
+func testParkedPairs(t *testing.T) {
 	up := startUpstream(t, echo)
 	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: 0}})
 	const pairs = 50
@@ -87,6 +110,9 @@ func TestParkedPairs(t *testing.T) {
 	}
 	if n := parkedCount(f); n != 0 {
 		t.Errorf("%d directions still parked after shutdown; want 0", n)
+	}
+	if n := f.waiting.Load(); n != 0 {
+		t.Errorf("%d directions still counted waiting after shutdown; want 0", n)
 	}
 }
 

@@ -21,8 +21,10 @@ const canSplice = true
 // It holds no buffer or pipe while it waits, and each try comes after Go
 // reset the socket's readiness, so no wake-up is lost between a try and the
 // wait. Before its first wait it arms the park timer (armWait) and reports
-// that in armed; if arming fails it returns that error.
-func (p *pair) recv(d *dir, src *net.TCPConn, peek bool) (buf *[]byte, n int, armed bool, err error) {
+// that in armed; if arming fails it returns that error. With budget, it
+// returns errOverBudget instead of waiting when waitBudget directions
+// already wait.
+func (p *pair) recv(d *dir, src *net.TCPConn, peek, budget bool) (buf *[]byte, n int, armed bool, err error) {
 	rc, err := src.SyscallConn()
 	if err != nil {
 		return nil, 0, false, err
@@ -43,13 +45,21 @@ func (p *pair) recv(d *dir, src *net.TCPConn, peek bool) (buf *[]byte, n int, ar
 			return true
 		}
 		if !armed {
-			armed = true
+			if budget && p.f.overWaitBudget() {
+				opErr = errOverBudget
+				return true
+			}
 			if opErr = p.armWait(d, src); opErr != nil {
 				return true
 			}
+			armed = true
+			p.f.waiting.Add(1)
 		}
 		return false // wait in the netpoller
 	})
+	if armed {
+		p.f.waiting.Add(-1)
+	}
 	if err == nil {
 		err = opErr
 	}

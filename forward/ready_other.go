@@ -16,7 +16,7 @@ const canSplice = false
 // recv cannot read without blocking portably here, so it blocks in Read,
 // holding its buffer: an idle pair then costs a parked read (a goroutine) but
 // no extra file descriptors. It returns 0 at EOF, like the Linux one.
-func (p *pair) recv(d *dir, src *net.TCPConn, peek bool) (buf *[]byte, n int, armed bool, err error) {
+func (p *pair) recv(d *dir, src *net.TCPConn, peek, budget bool) (buf *[]byte, n int, armed bool, err error) {
 	buf = getBuf()
 	n, err = src.Read(*buf)
 	if err == io.EOF {

@@ -30,6 +30,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 var (
 	errParked = errors.New("forward: parked")          // the goroutine must exit; the parker resumes the direction
 	errStop   = errors.New("forward: stop to recycle") // --reuse: upstreamToClient stops between chunks
+	// errOverBudget: nothing to read and waitBudget directions already wait
+	// in the netpoller; park at once.
+	errOverBudget = errors.New("forward: over the wait budget")
 )
 
 // States of a direction. Whoever moves it from dirParked to dirRunning owns
@@ -43,9 +46,7 @@ const (
 // dir is one direction of a pair.
 type dir struct {
 	p     *pair
-	key   uint64 // its key in the parker
 	state atomic.Int32
-	run   func()
 	lr    io.LimitedReader
 	bulk  bool // splice while more than smallMax is queued; owned by whoever runs d
 }
@@ -53,7 +54,7 @@ type dir struct {
 // resume runs a parked direction again, if it is still parked.
 func (d *dir) resume() {
 	if d.state.CompareAndSwap(dirParked, dirRunning) {
-		d.p.f.parker.forget(d.key)
+		d.p.f.parker.forget(d.key())
 		go d.run()
 	}
 }
@@ -70,7 +71,7 @@ func (d *dir) park(src *net.TCPConn) bool {
 	// us parked: take the direction back and let the caller look again.
 	if d.p.aborted.Load() || (d == &d.p.toClient && d.p.isRecycling()) {
 		if d.state.CompareAndSwap(dirParked, dirRunning) {
-			d.p.f.parker.forget(d.key)
+			d.p.f.parker.forget(d.key())
 			return false
 		}
 	}
@@ -159,17 +160,19 @@ func putBuf(b *[]byte) {
 }
 
 // next moves the next chunk from src to dst for d, waiting for one if need
-// be: first in Go's netpoller for up to parkAfter, then parked (errParked:
+// be: first in Go's netpoller for up to parkAfter (unless waitBudget
+// directions already wait there), then parked (errParked:
 // the caller's goroutine must exit; the direction resumes when src is
 // readable). Nothing is held while it waits: no buffer, no pipe. n is what
 // reached dst; eof is src's clean end.
 func (p *pair) next(d *dir, dst, src *net.TCPConn) (n int64, eof bool, err error) {
+	budget := true // errOverBudget: waitBudget directions already wait there, park at once
 	for {
 		if d == &p.toClient && p.f.cfg.Reuse && p.isRecycling() {
 			return 0, false, errStop
 		}
 		peek := d.bulk && (d == &p.toClient || !p.replaying()) // the replay needs the bytes in hand
-		bp, m, armed, err := p.recv(d, src, peek)
+		bp, m, armed, err := p.recv(d, src, peek, budget)
 		if armed {
 			// Clear the wait's deadline, whatever ended the wait: once past,
 			// Go fails every read on src with a timeout, queued bytes or not.
@@ -178,6 +181,12 @@ func (p *pair) next(d *dir, dst, src *net.TCPConn) (n int64, eof bool, err error
 			src.SetReadDeadline(time.Time{})
 		}
 		switch {
+		case err == errOverBudget:
+			if d.park(src) {
+				return 0, false, errParked
+			}
+			budget = false // parking failed, or an abort or recycle came: wait, which sees those
+			continue
 		case errors.Is(err, os.ErrDeadlineExceeded) && armed:
 			if d == &p.toClient && p.isRecycling() {
 				return 0, false, errStop
