@@ -128,6 +128,7 @@ func (f *Forwarder) dialTimeout() time.Duration {
 }
 
 func (f *Forwarder) dialUpstream(ctx context.Context) (*net.TCPConn, error) {
+	growStack() // in a client's goroutine or the pool's background dialer
 	d := net.Dialer{Timeout: f.dialTimeout(), KeepAlive: keepAlive(f.cfg.Remote)}
 	c, err := d.DialContext(ctx, "tcp", f.cfg.Remote)
 	if err != nil {
@@ -316,7 +317,6 @@ func (d *dir) run() {
 // handle borrows an upstream and relays; the pair completes (complete) when
 // both directions have finished, whichever goroutine that happens in.
 func (f *Forwarder) handle(p *pair) {
-	growStack()
 	t0 := time.Now()
 	up, src, _, err := f.pool.Get(f.hardCtx)
 	p.dial = time.Since(t0)
@@ -387,7 +387,7 @@ func (f *Forwarder) finish(p *pair) {
 }
 
 // growStack grows the calling goroutine's stack to 8 KiB in one step, while
-// it is one frame deep: a new goroutine starts with 2 KiB, and the dial path
+// it is a few frames deep: a new goroutine starts with 2 KiB, and the dial path
 // would otherwise grow it twice from deep inside net.Dialer, each time
 // copying and adjusting every frame on the stack (about 5% of the CPU a short
 // connection costs, per perf). growRelayStack does the same to 4 KiB, what a
