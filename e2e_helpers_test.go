@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -103,6 +104,39 @@ func baseEnv() []string {
 func startWarmport(t *testing.T, args ...string) *proc {
 	t.Helper()
 	return startWarmportEnv(t, []string{"NO_COLOR=1"}, args...)
+}
+
+// waitPoolIdle waits until p's own live snapshot (warmport stats' source,
+// rewritten within a second of a change) shows at least n warm connections
+// idle in the pool. The upstream having accepted them is not enough: the
+// pool takes a connection in only once its dial has returned.
+func (p *proc) waitPoolIdle(t *testing.T, n int) {
+	t.Helper()
+	if n == 0 {
+		return
+	}
+	dir := ""
+	for _, kv := range p.cmd.Env {
+		if v, ok := strings.CutPrefix(kv, "WARMPORT_STATE_DIR="); ok {
+			dir = v // the last one wins, as in exec
+		}
+	}
+	snap := filepath.Join(dir, "running", strconv.Itoa(p.cmd.Process.Pid)+".json")
+	var s struct {
+		Pool struct {
+			Idle int `json:"idle"`
+		} `json:"pool"`
+	}
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		if b, err := os.ReadFile(snap); err == nil && json.Unmarshal(b, &s) == nil && s.Pool.Idle >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool had %d idle connections after %v; want %d (snapshot %s)", s.Pool.Idle, readyTimeout, n, snap)
+		}
+		time.Sleep(20 * time.Millisecond) // another process's file: nothing to wait on but the file
+	}
 }
 
 // startWarmportEnv runs warmport with args and extra environment variables

@@ -106,7 +106,7 @@ func TestServerSpeaksFirst(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		flags      []string
-		waitWarm   int    // upstream accepts to wait for before the first client
+		waitWarm   int    // idle warm connections to wait for before the first client
 		wantSource string // of the first client
 	}{
 		{"default warm pool", nil, 2, "warm"},
@@ -118,7 +118,7 @@ func TestServerSpeaksFirst(t *testing.T) {
 			args := append(append([]string{"forward", "--json"}, tc.flags...), "0", up.addr())
 			p := startWarmport(t, args...)
 			addr := p.waitReady(t)
-			up.waitAccepts(t, tc.waitWarm)
+			p.waitPoolIdle(t, tc.waitWarm)
 
 			var clients []string
 			for i := range 3 {
@@ -229,7 +229,7 @@ func TestJSONSummary(t *testing.T) {
 			args := append(append([]string{"forward", "--json"}, tc.flags...), "0", up.addr())
 			p := startWarmport(t, args...)
 			addr := p.waitReady(t)
-			up.waitAccepts(t, tc.waitWarm)
+			p.waitPoolIdle(t, tc.waitWarm)
 
 			type conn struct {
 				client    string
