@@ -12,9 +12,6 @@ import (
 // errNotReady: nothing queued on the socket right now, and no EOF.
 var errNotReady = errors.New("forward: not ready")
 
-// canSplice: a bulk flow moves in the kernel (splice), never through user space.
-const canSplice = true
-
 // recv takes the next thing src has for d, waiting in Go's netpoller until
 // there is one: n > 0 bytes read into buf (the caller returns it with putBuf),
 // or with peek n > 0 bytes left queued for a splice (buf nil), or EOF (n 0).

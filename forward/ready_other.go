@@ -10,9 +10,6 @@ import (
 
 var errNotReady = errors.New("forward: not ready")
 
-// canSplice: no splice here, every chunk goes through user space.
-const canSplice = false
-
 // recv cannot read without blocking portably here, so it blocks in Read,
 // holding its buffer: an idle pair then costs a parked read (a goroutine) but
 // no extra file descriptors. It returns 0 at EOF, like the Linux one.
@@ -29,7 +26,7 @@ func (p *pair) recv(d *dir, src *net.TCPConn, peek, budget bool) (buf *[]byte, n
 	return buf, n, false, err
 }
 
-// move is only reached when canSplice.
+// move is never reached here: recv never leaves bytes queued for it.
 func move(dst, src *net.TCPConn, q int, lr *io.LimitedReader) (int64, error) {
 	return 0, errors.ErrUnsupported
 }

@@ -48,7 +48,6 @@ type dir struct {
 	p     *pair
 	state atomic.Int32
 	lr    io.LimitedReader
-	bulk  bool // splice while more than smallMax is queued; owned by whoever runs d
 }
 
 // resume runs a parked direction again, if it is still parked.
@@ -134,12 +133,12 @@ func (p *pair) start() {
 	p.upstreamToClient()
 }
 
-// smallMax bounds a chunk read through user space: read into a pooled
-// buffer and written, it costs two syscalls and no pipe. A bulk flow, one that
-// fills the buffer, splices instead while it keeps more than this queued.
-const smallMax = 16 << 10
+// bufSize is the buffer for a chunk read through user space: the client's
+// first bytes while they are kept for a replay (and, where there is no
+// splice, every chunk). Everything else splices.
+const bufSize = 16 << 10
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, smallMax); return &b }}
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 // bufsOut, if set (tests only, before any forwarder starts), sees every
 // buffer taken (+1) and given back (-1).
@@ -159,8 +158,8 @@ func putBuf(b *[]byte) {
 	bufPool.Put(b)
 }
 
-// next moves the next chunk from src to dst for d, waiting for one if need
-// be: first in Go's netpoller for up to parkAfter (unless waitBudget
+// next moves the next chunk from src to dst for d (what src has queued,
+// spliced), waiting for one if need be: first in Go's netpoller for up to parkAfter (unless waitBudget
 // directions already wait there), then parked (errParked:
 // the caller's goroutine must exit; the direction resumes when src is
 // readable). Nothing is held while it waits: no buffer, no pipe. n is what
@@ -171,7 +170,8 @@ func (p *pair) next(d *dir, dst, src *net.TCPConn) (n int64, eof bool, err error
 		if d == &p.toClient && p.f.cfg.Reuse && p.isRecycling() {
 			return 0, false, errStop
 		}
-		peek := d.bulk && (d == &p.toClient || !p.replaying()) // the replay needs the bytes in hand
+		// The replay needs the client's first bytes in hand; all else splices.
+		peek := d == &p.toClient || !p.replaying()
 		bp, m, armed, err := p.recv(d, src, peek, budget)
 		if armed {
 			// Clear the wait's deadline, whatever ended the wait: once past,
@@ -204,20 +204,16 @@ func (p *pair) next(d *dir, dst, src *net.TCPConn) (n int64, eof bool, err error
 			return 0, true, nil
 		case bp != nil:
 			return p.writeChunk(d, dst, bp, m)
-		case m > smallMax:
-			n, err := move(dst, src, m, &d.lr)
-			return n, false, err
 		}
-		d.bulk = false // a small chunk again: read it through user space
+		n, err := move(dst, src, m, &d.lr)
+		return n, false, err
 	}
 }
 
 // writeChunk writes the m bytes recv read into bp to dst and returns bp to
-// the pool. A full buffer means more is likely queued: a bulk flow, which
-// splices from now on.
+// the pool.
 func (p *pair) writeChunk(d *dir, dst *net.TCPConn, bp *[]byte, m int) (int64, bool, error) {
 	defer putBuf(bp)
-	d.bulk = canSplice && m == len(*bp)
 	if d == &p.toUp {
 		return p.writeUp((*bp)[:m])
 	}

@@ -315,11 +315,12 @@ func countFDs(t *testing.T) (fds, pipes int) {
 // every test (TestMain sets bufsOut); tests do not run in parallel.
 var bufsHeld atomic.Int64
 
-// A conversation whose chunks cross smallMax both ways, small to bulk and
-// back, arrives intact with exact byte counts, and every pooled buffer the
-// relay took is back in the pool when the connection has ended.
+// A conversation whose chunks cross the user-space buffer's size (the
+// first bytes, kept for a replay with a warm pool) and the replay window's,
+// then splice, arrives intact with exact byte counts, and every pooled
+// buffer the relay took is back in the pool when the connection has ended.
 func TestRelayChunkSizes(t *testing.T) {
-	sizes := []int{1, smallMax - 1, smallMax, smallMax + 1, 3, 1 << 20, 100, 2*smallMax + 7, 64 << 10, 1}
+	sizes := []int{bufSize + 1, 1, bufSize, replayMax + 1, 3, 1 << 20, 100, 2*bufSize + 7, 1}
 	total := 0
 	for _, n := range sizes {
 		total += n
@@ -356,5 +357,27 @@ func TestRelayChunkSizes(t *testing.T) {
 				t.Fatalf("%d pooled buffers not given back after the connection ended", n)
 			}
 		})
+	}
+}
+
+// A client whose whole request, EOF included, arrives while a warm
+// upstream has not spoken goes through user space (kept for a replay) from
+// its first byte to its EOF: the reply is whole and every buffer goes back.
+func TestRelayFirstBytesThenEOF(t *testing.T) {
+	held := bufsHeld.Load()
+	up := startUpstream(t, replyAfterEOF)
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: 2}})
+	eventually(t, "two warm connections idle", func() bool { return f.pool.Stats().Idle >= 2 })
+	for _, size := range []int{1, bufSize - 1, bufSize + 1, 3 * bufSize} {
+		if err := roundTrip(addr, size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := shutdown(t, f, time.Second)
+	if sum.Pool.Hits == 0 {
+		t.Fatalf("pool = %+v; want warm connections used", sum.Pool)
+	}
+	if n := bufsHeld.Load() - held; n != 0 {
+		t.Fatalf("%d pooled buffers not given back after the connections ended", n)
 	}
 }
