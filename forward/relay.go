@@ -159,11 +159,11 @@ func putBuf(b *[]byte) {
 }
 
 // next moves the next chunk from src to dst for d (what src has queued,
-// spliced), waiting for one if need be: first in Go's netpoller for up to parkAfter (unless waitBudget
-// directions already wait there), then parked (errParked:
-// the caller's goroutine must exit; the direction resumes when src is
-// readable). Nothing is held while it waits: no buffer, no pipe. n is what
-// reached dst; eof is src's clean end.
+// spliced), waiting for one if need be: first in Go's netpoller for up to
+// parkAfter (unless waitBudget directions already wait there), then parked
+// (errParked: the caller's goroutine must exit; the direction resumes when
+// src is readable). Nothing is held while it waits: no buffer, no pipe. n is
+// what reached dst; eof is src's clean end.
 func (p *pair) next(d *dir, dst, src *net.TCPConn) (n int64, eof bool, err error) {
 	budget := true // errOverBudget: waitBudget directions already wait there, park at once
 	for {
