@@ -8,8 +8,6 @@ import (
 	"net"
 )
 
-var errNotReady = errors.New("forward: not ready")
-
 // recv cannot read without blocking portably here, so it blocks in Read,
 // holding its buffer: an idle pair then costs a parked read (a goroutine) but
 // no extra file descriptors. It returns 0 at EOF, like the Linux one.
