@@ -77,6 +77,11 @@ func (d *dir) park(src *net.TCPConn) bool {
 	return true
 }
 
+// done: d has finished. A direction that finishes after the other one
+// completes the pair, which closes both sockets: a close sends the FIN a
+// shutdown would (nothing is left unread), so it skips the shutdown.
+func (d *dir) done() bool { return d.state.Load() == dirDone }
+
 // finish marks d done; the second direction to finish completes the pair.
 func (d *dir) finish() {
 	d.state.Store(dirDone)
@@ -412,7 +417,9 @@ func (p *pair) clientDone() {
 		p.toClient.resume() // or a park: it sees recycling and stops
 		return
 	}
-	up.CloseWrite()
+	if !p.toClient.done() { // else complete closes up right after us
+		up.CloseWrite()
+	}
 }
 
 func (p *pair) isRecycling() bool {
@@ -440,7 +447,9 @@ func (p *pair) recyclable() bool {
 // remoteDone: the upstream sent EOF; pass it on and let the client finish.
 func (p *pair) remoteDone() {
 	p.end(ClosedByRemote)
-	p.client.CloseWrite()
+	if !p.toUp.done() { // else complete closes the client right after us
+		p.client.CloseWrite()
+	}
 }
 
 // fail ends the pair with an error, unless the error is only the echo of our
