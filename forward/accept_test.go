@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,16 +24,7 @@ func TestMain(m *testing.M) {
 	if remote := os.Getenv("WARMPORT_TEST_EMFILE_REMOTE"); remote != "" {
 		os.Exit(emfileForwarder(remote))
 	}
-	// WARMPORT_TEST_PARK_AFTER=1ms runs every test with directions parking
-	// almost at once: a stress of every path through park and resume.
-	if d, err := time.ParseDuration(os.Getenv("WARMPORT_TEST_PARK_AFTER")); err == nil {
-		parkAfter = d
-	}
-	// WARMPORT_TEST_WAIT_BUDGET=0 makes every direction with nothing to read
-	// park at once instead of waiting in the netpoller.
-	if n, err := strconv.Atoi(os.Getenv("WARMPORT_TEST_WAIT_BUDGET")); err == nil {
-		waitBudget = int32(n)
-	}
+	engineTestSetup()
 	bufsOut = func(delta int) { bufsHeld.Add(int64(delta)) }
 	os.Exit(m.Run())
 }

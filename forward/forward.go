@@ -58,10 +58,7 @@ type Forwarder struct {
 	quitOnce   sync.Once
 	serving    sync.WaitGroup // Serve itself
 	pairs      sync.WaitGroup // one per accepted connection
-	parker     parker         // idle directions, without their goroutines
-	parkAfter  time.Duration
-	waitBudget int32
-	waiting    atomic.Int32 // directions waiting in Go's netpoller (see waitBudget)
+	engine                    // what relays the pairs: an event loop on Linux, goroutines elsewhere
 
 	nextID             atomic.Uint64
 	conns, failed      atomic.Uint64
@@ -80,7 +77,7 @@ func New(cfg Config) (*Forwarder, error) {
 		return nil, errors.New("forward: Local and Remote are required")
 	}
 	f := &Forwarder{cfg: cfg, recs: newRecords(cfg.MaxRecords), quit: make(chan struct{}),
-		active: make(map[uint64]*pair), parkAfter: parkAfter, waitBudget: waitBudget}
+		active: make(map[uint64]*pair)}
 	if cfg.MaxConns > 0 {
 		f.sem = make(chan struct{}, cfg.MaxConns)
 	}
@@ -96,26 +93,11 @@ func New(cfg Config) (*Forwarder, error) {
 		f.ln.Close()
 		return nil, err
 	}
-	f.parker.start() // now, while fds are plentiful; if it fails, idle directions keep their goroutines
+	f.startEngine() // now, while fds are plentiful
 	f.hardCtx, f.hardCancel = context.WithCancel(context.Background())
 	f.started = time.Now()
 	return f, nil
 }
-
-// waitBudget bounds the directions that wait in Go's netpoller at once, each
-// holding a goroutine, for up to parkAfter; past it, a direction with nothing
-// to read parks at once. The runtime never frees a goroutine's g (about 400
-// bytes) once it was allocated, so a burst of N connections going idle
-// together would otherwise cost 2N g's for the life of the process. 256 is
-// above what a busy relay keeps waiting: 50 clients making short connections
-// as fast as they can kept at most 185 on a loaded 2-core machine (a pair
-// outlives its client until the upstream's close arrives). Each Forwarder
-// copies it at New; tests change it.
-var waitBudget int32 = 256
-
-// overWaitBudget: waitBudget directions already wait in Go's netpoller. The
-// bound is soft: directions that check at the same moment may all go on.
-func (f *Forwarder) overWaitBudget() bool { return f.waiting.Load() >= f.waitBudget }
 
 // Addr is the address actually listened on (port 0 resolved).
 func (f *Forwarder) Addr() *net.TCPAddr { return f.ln.Addr().(*net.TCPAddr) }
@@ -293,27 +275,6 @@ func (f *Forwarder) start(c *net.TCPConn) {
 	go f.handle(p)
 }
 
-// A dir's key in the parker and the copier it runs are worked out from the
-// pair, not stored: with 2000 idle pairs every byte of a pair counts, and a
-// method value kept in a field would be one more allocation per direction.
-
-// key is d's key in the parker: unique for the life of the Forwarder.
-func (d *dir) key() uint64 {
-	if d == &d.p.toUp {
-		return 2 * d.p.id
-	}
-	return 2*d.p.id + 1
-}
-
-// run runs d's copier (clientToUpstream or upstreamToClient).
-func (d *dir) run() {
-	if d == &d.p.toUp {
-		d.p.clientToUpstream()
-	} else {
-		d.p.upstreamToClient()
-	}
-}
-
 // handle borrows an upstream and relays; the pair completes (complete) when
 // both directions have finished, whichever goroutine that happens in.
 func (f *Forwarder) handle(p *pair) {
@@ -345,8 +306,7 @@ func (f *Forwarder) complete(p *pair) {
 	if t := p.idle.Load(); t != nil {
 		t.Stop()
 	}
-	f.parker.forget(p.toUp.key())
-	f.parker.forget(p.toClient.key())
+	f.unregister(p)
 	if up := p.upstream.Load(); p.recyclable() {
 		f.pool.Put(up) // Put closes what it refuses
 	} else {
@@ -400,12 +360,6 @@ func growStack() {
 }
 
 //go:noinline
-func growRelayStack() {
-	var pad [5 << 9]byte
-	touchStack(pad[:])
-}
-
-//go:noinline
 func touchStack(pad []byte) { pad[len(pad)-1] = 1 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -433,7 +387,7 @@ func (f *Forwarder) Shutdown(ctx context.Context) *Summary {
 		<-done
 	}
 	f.hardCancel()
-	f.parker.close()
+	f.stopEngine()
 	f.pool.Close()
 	s := f.Summary()
 	return &s

@@ -1,3 +1,5 @@
+//go:build wpgoroutines
+
 package forward
 
 import (

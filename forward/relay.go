@@ -1,3 +1,5 @@
+//go:build !linux || wpgoroutines
+
 package forward
 
 import (
@@ -6,11 +8,8 @@ import (
 	"math"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/warmport/warmport/pool"
 )
 
 // parkAfter is how long an idle direction waits in Go's netpoller, keeping
@@ -86,40 +85,6 @@ func (d *dir) finish() {
 	}
 }
 
-// pair is one client and its upstream while bytes flow between them. Each
-// direction runs in a goroutine only while it has work (clientToUpstream,
-// upstreamToClient); an idle one parks (see parkAfter).
-type pair struct {
-	f       *Forwarder
-	id      uint64
-	client  *net.TCPConn
-	started time.Time
-	upAddr  string
-
-	toUp, toClient dir
-	ended          atomic.Int32 // directions finished
-
-	upstream atomic.Pointer[net.TCPConn] // swapped only by a replay redial
-	up, down atomic.Int64                // bytes client->upstream, upstream->client
-	last     atomic.Int64                // unix ns of the last byte either way (IdleTimeout only)
-	aborted  atomic.Bool                 // a reason is final: errors from here on are our own closes
-	idle     atomic.Pointer[time.Timer]
-
-	endMu    sync.Mutex // guards closedBy and err only, so abort never waits on mu
-	closedBy string     // first clean end, or the abort reason, which overrides it
-	err      error
-
-	mu          sync.Mutex // the replay window and the recycling state
-	replay      []byte     // client's first bytes while replayOn
-	replayOn    bool       // pooled upstream that has not sent a byte yet
-	redialed    bool
-	clientEOF   bool
-	recycling   bool // --reuse: the client closed cleanly; stop reading the upstream
-	interrupted bool // upstreamToClient stopped for recycling, cleanly, between chunks
-	source      pool.Source
-	dial        time.Duration
-}
-
 // start relays both directions: upstreamToClient in the calling goroutine,
 // clientToUpstream in a new one. The pair completes when both have finished,
 // from whichever goroutine finishes last.
@@ -132,31 +97,6 @@ func (p *pair) start() {
 	}
 	go p.clientToUpstream()
 	p.upstreamToClient()
-}
-
-// bufSize is the buffer for a chunk read through user space: the client's
-// first bytes while they are kept for a replay (and, where there is no
-// splice, every chunk). Everything else splices.
-const bufSize = 16 << 10
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
-
-// bufsOut, if set (tests only, before any forwarder starts), sees every
-// buffer taken (+1) and given back (-1).
-var bufsOut func(delta int)
-
-func getBuf() *[]byte {
-	if bufsOut != nil {
-		bufsOut(1)
-	}
-	return bufPool.Get().(*[]byte)
-}
-
-func putBuf(b *[]byte) {
-	if bufsOut != nil {
-		bufsOut(-1)
-	}
-	bufPool.Put(b)
 }
 
 // next moves the next chunk from src to dst for d (what src has queued,
@@ -299,13 +239,73 @@ func (p *pair) upstreamToClient() {
 	}
 }
 
-func (p *pair) count(pairCtr, total *atomic.Int64, n int64) {
-	if n <= 0 {
-		return
+// waitBudget bounds the directions that wait in Go's netpoller at once, each
+// holding a goroutine, for up to parkAfter; past it, a direction with nothing
+// to read parks at once. The runtime never frees a goroutine's g (about 400
+// bytes) once it was allocated, so a burst of N connections going idle
+// together would otherwise cost 2N g's for the life of the process. 256 is
+// above what a busy relay keeps waiting: 50 clients making short connections
+// as fast as they can kept at most 185 on a loaded 2-core machine (a pair
+// outlives its client until the upstream's close arrives). Each Forwarder
+// copies it at New; tests change it.
+var waitBudget int32 = 256
+
+// overWaitBudget: waitBudget directions already wait in Go's netpoller. The
+// bound is soft: directions that check at the same moment may all go on.
+func (f *Forwarder) overWaitBudget() bool { return f.waiting.Load() >= f.waitBudget }
+
+// A dir's key in the parker and the copier it runs are worked out from the
+// pair, not stored: with 2000 idle pairs every byte of a pair counts, and a
+// method value kept in a field would be one more allocation per direction.
+
+// key is d's key in the parker: unique for the life of the Forwarder.
+func (d *dir) key() uint64 {
+	if d == &d.p.toUp {
+		return 2 * d.p.id
 	}
-	pairCtr.Add(n)
-	total.Add(n)
-	if p.f.cfg.IdleTimeout > 0 {
-		p.last.Store(time.Now().UnixNano())
+	return 2*d.p.id + 1
+}
+
+// run runs d's copier (clientToUpstream or upstreamToClient).
+func (d *dir) run() {
+	if d == &d.p.toUp {
+		d.p.clientToUpstream()
+	} else {
+		d.p.upstreamToClient()
 	}
+}
+
+//go:noinline
+func growRelayStack() {
+	var pad [5 << 9]byte
+	touchStack(pad[:])
+}
+
+// engine is the goroutine relay's part of a Forwarder.
+type engine struct {
+	parker     parker // idle directions, without their goroutines
+	parkAfter  time.Duration
+	waitBudget int32
+	waiting    atomic.Int32 // directions waiting in Go's netpoller (see waitBudget)
+}
+
+// startEngine starts the parker; if it fails, idle directions keep their
+// goroutines.
+func (f *Forwarder) startEngine() {
+	f.parkAfter, f.waitBudget = parkAfter, waitBudget
+	f.parker.start()
+}
+
+func (f *Forwarder) stopEngine() { f.parker.close() }
+
+// unregister forgets p's directions in the parker once p completed.
+func (f *Forwarder) unregister(p *pair) {
+	f.parker.forget(p.toUp.key())
+	f.parker.forget(p.toClient.key())
+}
+
+// wake lets parked directions see an abort and finish.
+func (p *pair) wake() {
+	p.toUp.resume()
+	p.toClient.resume()
 }

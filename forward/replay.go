@@ -1,21 +1,13 @@
+//go:build !linux || wpgoroutines
+
 package forward
 
 import (
-	"errors"
 	"net"
-	"os"
 	"time"
 
 	"github.com/warmport/warmport/pool"
 )
-
-// The replay window: while a pooled upstream has not sent a byte, the
-// client's first bytes are kept, so an upstream that died in the pool is
-// replaced by a fresh dial without the client noticing.
-
-// replayMax bounds the client's first bytes kept for a replay: enough for any
-// handshake or first request, small enough to cost nothing worth mentioning.
-const replayMax = 64 << 10
 
 // writeUp writes a chunk of the client's bytes to the upstream. While the
 // pooled upstream has not spoken, the chunk is also kept for a replay, and a
@@ -38,30 +30,6 @@ func (p *pair) writeUp(b []byte) (int64, bool, error) {
 		return int64(len(b)), false, nil
 	}
 	return int64(w), false, err
-}
-
-func (p *pair) replaying() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.replayOn
-}
-
-// spoke ends the replay window: the upstream answered, so it was alive.
-func (p *pair) spoke() {
-	p.mu.Lock()
-	p.replayOn, p.replay = false, nil
-	p.mu.Unlock()
-}
-
-// shouldRedial: a pooled upstream that ended before its first byte, while
-// the client's first bytes are still kept, is replaced once.
-func (p *pair) shouldRedial(err error) bool {
-	if p.aborted.Load() || errors.Is(err, os.ErrDeadlineExceeded) {
-		return false
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.replayOn && !p.recycling && !p.redialed
 }
 
 // redial replaces a pooled upstream that died before its first byte with a
