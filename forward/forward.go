@@ -93,7 +93,11 @@ func New(cfg Config) (*Forwarder, error) {
 		f.ln.Close()
 		return nil, err
 	}
-	f.startEngine() // now, while fds are plentiful
+	if err := f.startEngine(); err != nil { // now, while fds are plentiful
+		f.pool.Close()
+		f.ln.Close()
+		return nil, err
+	}
 	f.hardCtx, f.hardCancel = context.WithCancel(context.Background())
 	f.started = time.Now()
 	return f, nil
@@ -303,16 +307,22 @@ func (f *Forwarder) handle(p *pair) {
 // complete runs once both directions of p are done: it recycles or closes
 // the upstream; finish closes the client and records the connection.
 func (f *Forwarder) complete(p *pair) {
+	f.releaseUpstream(p)
+	f.finish(p)
+}
+
+// releaseUpstream stops p's idle timer and recycles or closes its upstream.
+func (f *Forwarder) releaseUpstream(p *pair) {
 	if t := p.idle.Load(); t != nil {
 		t.Stop()
 	}
-	f.unregister(p)
-	if up := p.upstream.Load(); p.recyclable() {
+	recycle := p.recyclable()
+	f.unregister(p, recycle)
+	if up := p.upstream.Load(); recycle {
 		f.pool.Put(up) // Put closes what it refuses
 	} else {
 		up.Close()
 	}
-	f.finish(p)
 }
 
 // finish records p, releases its MaxConns slot and lets Shutdown know.

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"errors"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -22,6 +23,7 @@ type pair struct {
 	upAddr  string
 
 	toUp, toClient dir
+	eng            pairEngine   // the relay engine's own state of the pair
 	ended          atomic.Int32 // directions finished
 
 	upstream atomic.Pointer[net.TCPConn] // swapped only by a replay redial
@@ -176,6 +178,16 @@ func (p *pair) outcome() (string, error) {
 	p.endMu.Lock()
 	defer p.endMu.Unlock()
 	return p.closedBy, p.err
+}
+
+// startIdleTimer arms the IdleTimeout timer, if there is one.
+func (p *pair) startIdleTimer() {
+	if d := p.f.cfg.IdleTimeout; d > 0 {
+		p.last.Store(time.Now().UnixNano())
+		t := time.AfterFunc(time.Duration(math.MaxInt64), p.checkIdle)
+		p.idle.Store(t) // before it can fire: checkIdle re-arms it
+		t.Reset(d)
+	}
 }
 
 // checkIdle runs on the idle timer: abort if no byte moved for IdleTimeout,

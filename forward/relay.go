@@ -5,7 +5,6 @@ package forward
 import (
 	"errors"
 	"io"
-	"math"
 	"net"
 	"os"
 	"sync/atomic"
@@ -89,12 +88,7 @@ func (d *dir) finish() {
 // clientToUpstream in a new one. The pair completes when both have finished,
 // from whichever goroutine finishes last.
 func (p *pair) start() {
-	if d := p.f.cfg.IdleTimeout; d > 0 {
-		p.last.Store(time.Now().UnixNano())
-		t := time.AfterFunc(time.Duration(math.MaxInt64), p.checkIdle)
-		p.idle.Store(t) // before it can fire: checkIdle re-arms it
-		t.Reset(d)
-	}
+	p.startIdleTimer()
 	go p.clientToUpstream()
 	p.upstreamToClient()
 }
@@ -291,15 +285,16 @@ type engine struct {
 
 // startEngine starts the parker; if it fails, idle directions keep their
 // goroutines.
-func (f *Forwarder) startEngine() {
+func (f *Forwarder) startEngine() error {
 	f.parkAfter, f.waitBudget = parkAfter, waitBudget
 	f.parker.start()
+	return nil
 }
 
 func (f *Forwarder) stopEngine() { f.parker.close() }
 
 // unregister forgets p's directions in the parker once p completed.
-func (f *Forwarder) unregister(p *pair) {
+func (f *Forwarder) unregister(p *pair, recycle bool) {
 	f.parker.forget(p.toUp.key())
 	f.parker.forget(p.toClient.key())
 }
@@ -309,3 +304,6 @@ func (p *pair) wake() {
 	p.toUp.resume()
 	p.toClient.resume()
 }
+
+// pairEngine: the goroutine relay keeps its state in the directions.
+type pairEngine struct{}

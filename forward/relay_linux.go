@@ -1,0 +1,445 @@
+//go:build !wpgoroutines
+
+package forward
+
+import (
+	"net"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/warmport/warmport/pool"
+)
+
+// dir is one direction of a pair as the loop relays it: the loop
+// goroutine's only. Bytes go src -> pipe -> dst by splice; only the client's
+// first bytes to a warm upstream pass through user space, kept for a replay.
+type dir struct {
+	p        *pair
+	pipe     lpipe
+	hasPipe  bool   // a direction holds a pipe only while it moves bytes
+	inPipe   int    // bytes in the pipe, not yet written to dst
+	pend     []byte // bytes read through user space, not yet written to dst
+	readable bool   // src signalled input and was not read to EAGAIN since
+	eof      bool   // src reached EOF; dst gets it once the bytes before it are through
+	fin      bool
+}
+
+// pairEngine is the loop's state of a pair.
+type pairEngine struct {
+	written   int  // bytes of p.replay written to the current upstream
+	redialing bool // a fresh upstream is being dialed; both directions wait
+	// A redial's outcome, handed over under p.mu.
+	redialDone bool
+	redialConn *net.TCPConn
+	redialDur  time.Duration
+	redialErr  error
+}
+
+// start hands p to the loop, which relays it from the first event on.
+func (p *pair) start() {
+	p.toUp.p, p.toClient.p = p, p
+	p.startIdleTimer()
+	if err := p.f.loop.add(p); err != nil {
+		p.abort(ClosedByError, err)
+	}
+	if p.aborted.Load() { // an abort before p was registered was not seen by the loop
+		p.f.loop.post(p)
+	}
+}
+
+// event: one of p's sockets signalled.
+func (l *loop) event(p *pair, upstream bool, ev uint32) {
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		if upstream {
+			p.toClient.readable = true
+		} else {
+			p.toUp.readable = true
+		}
+	}
+	l.step(&p.toUp)
+	l.step(&p.toClient)
+}
+
+// step moves what d can move now: first what is in flight, then what src
+// has, until src or dst would block, src ends, or the pair does.
+func (l *loop) step(d *dir) {
+	p := d.p
+	toUp := d == &p.toUp
+	for !d.fin && !p.aborted.Load() && !p.eng.redialing {
+		dst, src := p.client, p.upstream.Load()
+		if toUp {
+			dst, src = src, p.client
+		}
+		// What is in flight goes first: a pipe, the replay window, bytes
+		// read through user space.
+		if d.inPipe > 0 {
+			n, err := spliceOut(d, dst)
+			if n > 0 {
+				d.inPipe -= n
+				l.moved(d, n)
+			}
+			if err == unix.EAGAIN {
+				return // dst's EPOLLOUT brings us back
+			}
+			if err != nil {
+				l.writeFailed(d, err)
+				return
+			}
+			continue
+		}
+		if out := l.unwritten(d); len(out) > 0 {
+			n, err := writeFD(dst, out)
+			l.wrote(d, n)
+			if err == unix.EAGAIN {
+				return
+			}
+			if err != nil {
+				l.writeFailed(d, err)
+				return
+			}
+			continue
+		}
+		if d.hasPipe {
+			l.putPipe(d.pipe, true)
+			d.hasPipe = false
+		}
+		if d.eof {
+			l.ended(d)
+			return
+		}
+		if !toUp && p.recycling {
+			l.interrupt(p)
+			return
+		}
+		if !d.readable {
+			return
+		}
+		n, err := l.read(d, src)
+		switch {
+		case err == unix.EAGAIN:
+			d.readable = false
+			if d.hasPipe {
+				l.putPipe(d.pipe, true) // an idle direction holds no pipe
+				d.hasPipe = false
+			}
+			return
+		case err != nil:
+			l.readFailed(d, err)
+			return
+		case n == 0:
+			d.eof = true
+		}
+	}
+}
+
+// read takes what src has: into the replay window while it is open (toUp),
+// otherwise spliced into d's pipe. n 0 is EOF.
+func (l *loop) read(d *dir, src *net.TCPConn) (int, error) {
+	p := d.p
+	if d == &p.toUp && p.replayOn {
+		n, err := readFD(src, l.buf)
+		if n > 0 {
+			l.keep(p, l.buf[:n])
+		}
+		return n, err
+	}
+	if !d.hasPipe {
+		pp, err := l.getPipe()
+		if err != nil {
+			return 0, err
+		}
+		d.pipe, d.hasPipe = pp, true
+	}
+	n, err := spliceIn(src, d)
+	if n > 0 {
+		d.inPipe = n
+		if d == &p.toClient {
+			l.spoke(p)
+		}
+	}
+	return n, err
+}
+
+// keep adds the client's bytes to the replay window, or closes the window
+// when they do not fit: what was not written yet goes on as pending bytes.
+// They count as sent now: they reach the upstream or the pair fails.
+func (l *loop) keep(p *pair, b []byte) {
+	p.count(&p.up, &p.f.bytesUp, int64(len(b)))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.replay)+len(b) <= replayMax {
+		p.replay = append(p.replay, b...)
+		return
+	}
+	p.toUp.pend = append(append([]byte(nil), p.replay[p.eng.written:]...), b...)
+	p.replayOn, p.replay = false, nil
+}
+
+// spoke closes the replay window: the upstream answered, so it was alive.
+// Kept bytes not written yet go on as pending bytes.
+func (l *loop) spoke(p *pair) {
+	if !p.replayOn {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.toUp.pend = append(p.toUp.pend, p.replay[p.eng.written:]...)
+	p.replayOn, p.replay = false, nil
+}
+
+// unwritten is what d has read through user space and not written yet.
+func (l *loop) unwritten(d *dir) []byte {
+	if p := d.p; d == &p.toUp && p.replayOn {
+		return p.replay[p.eng.written:]
+	}
+	return d.pend
+}
+
+// wrote notes n bytes of unwritten(d) written (counted when kept).
+func (l *loop) wrote(d *dir, n int) {
+	if p := d.p; d == &p.toUp && p.replayOn {
+		p.eng.written += n
+		return
+	}
+	d.pend = d.pend[n:]
+	if len(d.pend) == 0 {
+		d.pend = nil
+	}
+}
+
+// moved counts n bytes that reached d's destination.
+func (l *loop) moved(d *dir, n int) {
+	p := d.p
+	if d == &p.toUp {
+		p.count(&p.up, &p.f.bytesUp, int64(n))
+	} else {
+		p.count(&p.down, &p.f.bytesDown, int64(n))
+	}
+}
+
+// ended: d's source reached EOF and everything before it is through. Pass
+// the EOF on (half-close), or with --reuse stop reading the upstream so it
+// can go back to the pool unharmed. When the other direction has finished
+// already, complete closes both sockets, and the close sends the FIN.
+func (l *loop) ended(d *dir) {
+	p := d.p
+	if d == &p.toClient {
+		if p.shouldRedial(nil) {
+			l.redial(p)
+			return
+		}
+		p.end(ClosedByRemote)
+		d.fin = true
+		if !p.toUp.fin {
+			p.client.CloseWrite()
+		}
+		l.finished(p)
+		return
+	}
+	p.end(ClosedByClient)
+	p.mu.Lock()
+	p.clientEOF = true
+	p.recycling = p.f.cfg.Reuse
+	p.mu.Unlock()
+	d.fin = true
+	if p.recycling {
+		l.step(&p.toClient) // it stops once nothing is in flight
+		return
+	}
+	if !p.toClient.fin {
+		p.upstream.Load().CloseWrite()
+	}
+	l.finished(p)
+}
+
+// interrupt stops upstreamToClient between chunks for the recycle the
+// client's clean close asked for.
+func (l *loop) interrupt(p *pair) {
+	p.stopRecycling()
+	p.toClient.fin = true
+	l.finished(p)
+}
+
+// readFailed: reading d's source failed. An upstream that died before its
+// first byte, while the client's first bytes are kept, is replaced once.
+func (l *loop) readFailed(d *dir, err error) {
+	p := d.p
+	if d == &p.toClient && p.shouldRedial(err) {
+		l.redial(p)
+		return
+	}
+	p.fail(err)
+}
+
+// writeFailed: writing to d's destination failed. While the upstream has not
+// spoken, the replay window holds what was written to it: toClient sees it
+// die, or this does, and a fresh upstream gets the bytes again.
+func (l *loop) writeFailed(d *dir, err error) {
+	p := d.p
+	if d == &p.toUp && p.shouldRedial(err) {
+		l.redial(p)
+		return
+	}
+	p.fail(err)
+}
+
+// redial dials a fresh upstream for p in a goroutine (dials block); the
+// loop swaps it in when the goroutine posts the outcome (news).
+func (l *loop) redial(p *pair) {
+	p.mu.Lock()
+	p.redialed = true
+	p.mu.Unlock()
+	p.eng.redialing = true
+	old := p.upstream.Load()
+	go func() {
+		old.Close()
+		c, d, err := p.f.pool.Dial(p.f.hardCtx)
+		p.mu.Lock()
+		p.eng.redialDone = true
+		p.eng.redialConn, p.eng.redialDur, p.eng.redialErr = c, d, err
+		p.mu.Unlock()
+		l.post(p)
+	}()
+}
+
+// news runs a post for p: an abort, or a redial's outcome.
+func (l *loop) news(p *pair) {
+	l.mu.Lock()
+	_, live := l.pairs[p.id]
+	l.mu.Unlock()
+	if !live {
+		return // completed already, or not registered yet (start posts again)
+	}
+	if p.eng.redialing {
+		p.mu.Lock()
+		done, c, d, err := p.eng.redialDone, p.eng.redialConn, p.eng.redialDur, p.eng.redialErr
+		p.mu.Unlock()
+		if !done {
+			return // an abort during the dial: the dial's post comes next
+		}
+		p.eng.redialing = false
+		switch {
+		case p.aborted.Load():
+			if c != nil {
+				c.Close()
+			}
+		case err != nil:
+			p.abort(ClosedByError, err)
+		default:
+			l.swap(p, c, d)
+			return
+		}
+	}
+	if p.aborted.Load() {
+		p.toUp.fin, p.toClient.fin = true, true
+		l.finished(p)
+	}
+}
+
+// swap puts a fresh upstream in place of one that died before its first
+// byte and replays the client's first bytes on it, then its EOF if it came.
+func (l *loop) swap(p *pair, c *net.TCPConn, d time.Duration) {
+	p.mu.Lock()
+	p.upstream.Store(c)
+	p.source, p.dial = pool.Cold, d
+	replay := p.replay
+	p.replayOn, p.replay = false, nil
+	p.mu.Unlock()
+	if p.aborted.Load() { // abort may have closed the old upstream, not c
+		c.Close()
+		l.news(p)
+		return
+	}
+	p.toUp.pend, p.eng.written = replay, 0
+	p.toClient.readable, p.toClient.eof = false, false
+	if p.toUp.fin { // the client's EOF came: pass it on after the replay
+		p.toUp.fin, p.toUp.eof = false, true
+	}
+	if err := l.addSocket(p, true); err != nil {
+		p.abort(ClosedByError, err)
+		return
+	}
+	l.step(&p.toUp)
+	l.step(&p.toClient)
+}
+
+// finished completes p once both directions are done: its upstream is
+// recycled or closed, its client closed, and the record goes to the
+// finisher.
+func (l *loop) finished(p *pair) {
+	if !p.toUp.fin || !p.toClient.fin {
+		return
+	}
+	l.mu.Lock()
+	_, live := l.pairs[p.id]
+	delete(l.pairs, p.id)
+	l.mu.Unlock()
+	if !live {
+		return
+	}
+	for _, d := range []*dir{&p.toUp, &p.toClient} {
+		if d.hasPipe {
+			l.putPipe(d.pipe, d.inPipe == 0)
+			d.hasPipe = false
+		}
+	}
+	p.f.releaseUpstream(p)
+	p.client.Close()
+	l.done.push(p)
+}
+
+// The syscalls, each made while Go holds the socket open (control). EINTR
+// is retried; EAGAIN is returned as is.
+
+func spliceIn(src *net.TCPConn, d *dir) (n int, err error) {
+	err = control(src, func(fd int) error {
+		for {
+			m, err := unix.Splice(fd, nil, d.pipe.w, nil, pipeSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			if err != unix.EINTR {
+				n = int(m)
+				return err
+			}
+		}
+	})
+	return n, err
+}
+
+func spliceOut(d *dir, dst *net.TCPConn) (n int, err error) {
+	err = control(dst, func(fd int) error {
+		for {
+			m, err := unix.Splice(d.pipe.r, nil, fd, nil, d.inPipe, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			if err != unix.EINTR {
+				n = int(m)
+				return err
+			}
+		}
+	})
+	return n, err
+}
+
+func readFD(c *net.TCPConn, b []byte) (n int, err error) {
+	err = control(c, func(fd int) error {
+		for {
+			m, err := unix.Read(fd, b)
+			if err != unix.EINTR {
+				n = max(m, 0)
+				return err
+			}
+		}
+	})
+	return n, err
+}
+
+func writeFD(c *net.TCPConn, b []byte) (n int, err error) {
+	err = control(c, func(fd int) error {
+		for {
+			m, err := unix.Write(fd, b)
+			if err != unix.EINTR {
+				n = max(m, 0)
+				return err
+			}
+		}
+	})
+	return n, err
+}
