@@ -275,7 +275,7 @@ type test struct {
 func (b *bench) testList() []test {
 	all := []test{
 		{testBulk, []peer{pDirect, pWarmport, pSocat, pProxyd, pHAProxy}, b.bulk},
-		{testConns, []peer{pDirect, pWarmport, pSocat, pProxyd, pHAProxy}, b.conns},
+		{testConns, []peer{pDirect, pWarmport, pReuse, pSocat, pProxyd, pHAProxy}, b.conns},
 		{testTTFB, []peer{pDirect, pWarm0, pWarm2, pSocat, pProxyd, pHAProxy}, b.ttfb},
 		{testIdle, []peer{pWarmport, pSocat, pProxyd, pHAProxy}, b.idle},
 	}

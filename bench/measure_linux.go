@@ -91,7 +91,8 @@ func writeUntil(c net.Conn, stop <-chan struct{}, limit time.Duration) error {
 // request, reading the 64-byte reply and closing, over and over. Counted in
 // a window after a warm-up.
 func (b *bench) conns(p peer) (map[string]float64, error) {
-	f, err := b.start(p, "", b.echo.addr(), false)
+	isWarmport := p.kind == kindWarmport
+	f, err := b.start(p, "", b.echo.addr(), isWarmport)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +128,9 @@ func (b *bench) conns(p peer) (map[string]float64, error) {
 		mHostCPU: hostBusy(hb0, ht0, hb1, ht1)}
 	if f.proc != nil {
 		m[mCPUPerConn] = float64(c1-c0) / 1e3 / n
+	}
+	if isWarmport {
+		poolHits(f, p, m)
 	}
 	return m, nil
 }
@@ -210,20 +214,26 @@ func (b *bench) ttfb(p peer) (map[string]float64, error) {
 	}
 	m := map[string]float64{mP50: percentile(rep.MS, 50), mP90: percentile(rep.MS, 90), mP99: percentile(rep.MS, 99)}
 	if isWarmport {
-		var sum struct {
-			Pool struct {
-				Hits   float64 `json:"hits"`
-				Misses float64 `json:"misses"`
-			} `json:"pool"`
-		}
-		stdout := f.stop()
-		if err := json.Unmarshal(stdout, &sum); err != nil {
-			logf("  %s: cannot read the --json summary (%v): %.200q", p.name, err, stdout)
-		} else {
-			m[mHits], m[mMisses] = sum.Pool.Hits, sum.Pool.Misses
-		}
+		poolHits(f, p, m)
 	}
 	return m, nil
+}
+
+// poolHits stops warmport (started with --json) and adds its pool's hits and
+// misses to m.
+func poolHits(f *forwarder, p peer, m map[string]float64) {
+	var sum struct {
+		Pool struct {
+			Hits   float64 `json:"hits"`
+			Misses float64 `json:"misses"`
+		} `json:"pool"`
+	}
+	stdout := f.stop()
+	if err := json.Unmarshal(stdout, &sum); err != nil {
+		logf("  %s: cannot read the --json summary (%v): %.200q", p.name, err, stdout)
+		return
+	}
+	m[mHits], m[mMisses] = sum.Pool.Hits, sum.Pool.Misses
 }
 
 // idleQuiet is how long the idle connections sit before they are measured.

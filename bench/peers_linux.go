@@ -34,9 +34,12 @@ var (
 	pWarmport = peer{name: "warmport", kind: kindWarmport}
 	pWarm0    = peer{name: "warmport --warm 0", kind: kindWarmport, flags: []string{"--warm", "0"}}
 	pWarm2    = peer{name: "warmport --warm 2", kind: kindWarmport, flags: []string{"--warm", "2"}}
-	pSocat    = peer{name: "socat", kind: kindSocat}
-	pProxyd   = peer{name: "systemd-socket-proxyd", kind: kindProxyd}
-	pHAProxy  = peer{name: "haproxy", kind: kindHAProxy}
+	// pReuse recycles upstreams, which the short-connection echo allows (one
+	// request, one reply, a clean close); 64 idle ones cover 50 clients.
+	pReuse   = peer{name: "warmport --reuse --pool-max 64", kind: kindWarmport, flags: []string{"--reuse", "--pool-max", "64"}}
+	pSocat   = peer{name: "socat", kind: kindSocat}
+	pProxyd  = peer{name: "systemd-socket-proxyd", kind: kindProxyd}
+	pHAProxy = peer{name: "haproxy", kind: kindHAProxy}
 )
 
 // readyRE matches warmport's ready line on stderr; the submatch is the

@@ -141,13 +141,13 @@ func (r *results) tables(ri runInfo, peers map[string][]string) []*table {
 		t := &table{
 			title: fmt.Sprintf("Short connections: %d clients, 64 B request + 64 B reply each, %s measured, %s",
 				ri.clients, ri.connTime, ri.roundsText()),
-			headers: []string{"peer", mConnsPerSec, "vs direct", mCPUPerConn, "failed conns", mHostCPU},
+			headers: []string{"peer", mConnsPerSec, "vs direct", mCPUPerConn, "failed conns", mHostCPU, "pool hits"},
 		}
 		base := r.med(testConns, directName, mConnsPerSec)
 		for _, p := range ps {
 			v := r.med(testConns, p, mConnsPerSec)
 			t.addRow(p, num(v, 0), ratio(v, base), num(r.med(testConns, p, mCPUPerConn), 1), num(r.sum(testConns, p, mFailed), 0),
-				num(r.med(testConns, p, mHostCPU), 0))
+				num(r.med(testConns, p, mHostCPU), 0), hitPct(r.sum(testConns, p, mHits), r.sum(testConns, p, mMisses)))
 		}
 		t.notes = r.notes(testConns, ps)
 		out = append(out, t)
@@ -182,6 +182,14 @@ func (r *results) tables(ri runInfo, peers map[string][]string) []*table {
 		out = append(out, t)
 	}
 	return out
+}
+
+// hitPct formats pool hits over all rounds as a share: "99%".
+func hitPct(hits, misses float64) string {
+	if math.IsNaN(hits) || math.IsNaN(misses) || hits+misses == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*hits/(hits+misses))
 }
 
 // hitRate formats pool hits over all rounds as "396/400 (99%)".
