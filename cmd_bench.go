@@ -147,7 +147,7 @@ func (b *bencher) run(ctx context.Context, remote, name string, warm int) (bench
 	if warm >= 0 {
 		var err error
 		fw, err = forward.New(forward.Config{Local: "127.0.0.1:0", Remote: remote, DialTimeout: b.timeout,
-			Pool: pool.Config{Warm: warm, TTL: time.Minute}})
+			Pool: pool.Options{Warm: warm, TTL: time.Minute}})
 		if err != nil {
 			return mode, runtimeErrorf("bench: start the forwarder: %v", err)
 		}

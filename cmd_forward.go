@@ -118,7 +118,7 @@ func forwardConfig(c *cli.Context, fa forwardArgs) (forward.Config, error) {
 		MaxConns:    c.Int("max-conns"),
 		ExitIdle:    c.Duration("exit-idle"),
 		Reuse:       c.Bool("reuse"),
-		Pool:        pool.Config{Warm: c.Int("warm"), Max: c.Int("pool-max"), TTL: c.Duration("pool-ttl")},
+		Pool:        pool.Options{Warm: c.Int("warm"), Max: c.Int("pool-max"), TTL: c.Duration("pool-ttl")},
 	}, nil
 }
 

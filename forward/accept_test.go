@@ -50,7 +50,7 @@ func emfileForwarder(remote string) int {
 		fmt.Fprintln(os.Stderr, "setrlimit:", err)
 		return 3
 	}
-	f, err := New(Config{Local: "127.0.0.1:0", Remote: remote, Pool: pool.Config{Warm: 0}})
+	f, err := New(Config{Local: "127.0.0.1:0", Remote: remote, Pool: pool.Options{Warm: 0}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "new:", err)
 		return 3

@@ -16,7 +16,7 @@ func sink(c *net.TCPConn) { io.Copy(io.Discard, struct{ io.Reader }{c}) }
 // Compare with BenchmarkDirectBulk (same, without the forwarder).
 func BenchmarkRelayBulk(b *testing.B) {
 	up := startUpstream(b, sink).addr()
-	_, addr := startForwarder(b, Config{Remote: up, Pool: pool.Config{Warm: 0}})
+	_, addr := startForwarder(b, Config{Remote: up, Pool: pool.Options{Warm: 0}})
 	benchBulk(b, addr)
 }
 
@@ -49,7 +49,7 @@ func BenchmarkRelayShortConn(b *testing.B) {
 	}{{"cold", 0}, {"warm", 2}} {
 		b.Run(tc.name, func(b *testing.B) {
 			up := startUpstream(b, echo).addr()
-			_, addr := startForwarder(b, Config{Remote: up, Pool: pool.Config{Warm: tc.warm}})
+			_, addr := startForwarder(b, Config{Remote: up, Pool: pool.Options{Warm: tc.warm}})
 			benchShort(b, addr)
 		})
 	}

@@ -35,7 +35,7 @@ type Config struct {
 	MaxConns    int           // clients relayed at once, extra ones wait in the backlog; 0 = no limit
 	ExitIdle    time.Duration // Serve returns ErrIdle after this long with no connection; 0 = never
 	Reuse       bool          // recycle an upstream after a clean client close (request/response protocols only)
-	Pool        pool.Config   // warm pool; its Dial is set by New
+	Pool        pool.Options  // warm pool
 	MaxRecords  int           // closed connections kept for the summary; 0 = DefaultMaxRecords
 
 	// OnClose, if set, is called once for each connection after it closed,
@@ -47,7 +47,7 @@ type Config struct {
 type Forwarder struct {
 	cfg     Config
 	ln      *net.TCPListener
-	pool    *pool.Pool
+	pool    *pool.Pool[*sock]
 	recs    *records
 	started time.Time
 	sem     chan struct{} // nil when MaxConns is 0
@@ -87,9 +87,7 @@ func New(cfg Config) (*Forwarder, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Local, err)
 	}
 	f.ln = ln.(*net.TCPListener)
-	pc := cfg.Pool
-	pc.Dial = f.dialUpstream
-	if f.pool, err = pool.New(pc); err != nil {
+	if f.pool, err = pool.New(pool.WithDial(cfg.Pool, f.dialUpstream)); err != nil {
 		f.ln.Close()
 		return nil, err
 	}
@@ -111,16 +109,6 @@ func (f *Forwarder) dialTimeout() time.Duration {
 		return f.cfg.DialTimeout
 	}
 	return DefaultDialTimeout
-}
-
-func (f *Forwarder) dialUpstream(ctx context.Context) (*net.TCPConn, error) {
-	growStack() // in a client's goroutine or the pool's background dialer
-	d := net.Dialer{Timeout: f.dialTimeout(), KeepAlive: keepAlive(f.cfg.Remote)}
-	c, err := d.DialContext(ctx, "tcp", f.cfg.Remote)
-	if err != nil {
-		return nil, err
-	}
-	return c.(*net.TCPConn), nil
 }
 
 // keepAlive is the TCP keepalive for sockets to or from addr: Go's default
@@ -154,7 +142,7 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 		if !f.acquire() {
 			return f.serveResult()
 		}
-		c, err := f.ln.AcceptTCP()
+		c, err := f.accept()
 		if err != nil {
 			f.release()
 			select {
@@ -227,6 +215,7 @@ func (f *Forwarder) stopAccepting() {
 	f.quitOnce.Do(func() {
 		close(f.quit)
 		f.ln.Close()
+		f.closeAccept()
 		f.mu.Lock()
 		if f.idleTimer != nil {
 			f.idleTimer.Stop()
@@ -267,7 +256,7 @@ func (f *Forwarder) armIdleLocked() {
 	})
 }
 
-func (f *Forwarder) start(c *net.TCPConn) {
+func (f *Forwarder) start(c *sock) {
 	p := &pair{f: f, id: f.nextID.Add(1), client: c, started: time.Now()}
 	p.toUp.p, p.toClient.p = p, p
 	f.conns.Add(1)
@@ -276,6 +265,12 @@ func (f *Forwarder) start(c *net.TCPConn) {
 	f.armIdleLocked()
 	f.mu.Unlock()
 	f.pairs.Add(1)
+	if startsInline { // a warm upstream at hand: no dial, no goroutine
+		if up, src, ok := f.pool.TryGet(); ok {
+			f.relay(p, up, src)
+			return
+		}
+	}
 	go f.handle(p)
 }
 
@@ -293,6 +288,11 @@ func (f *Forwarder) handle(p *pair) {
 		f.finish(p)
 		return
 	}
+	f.relay(p, up, src)
+}
+
+// relay starts relaying p with upstream up.
+func (f *Forwarder) relay(p *pair, up *sock, src pool.Source) {
 	p.source, p.upAddr = src, up.RemoteAddr().String()
 	p.replayOn = src != pool.Cold
 	p.upstream.Store(up)

@@ -4,6 +4,7 @@ package forward
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"syscall"
 
@@ -22,16 +23,24 @@ import (
 // another goroutine (an abort, the idle timer, Shutdown) can never let an fd
 // number be reused under the loop.
 
+// startsInline: starting a pair only registers it with the loop, so the
+// accept loop starts one itself when a warm upstream is at hand.
+const startsInline = true
+
 // engine is the event loop's part of a Forwarder.
 type engine struct {
-	loop *loop
+	loop   *loop
+	lnFile *os.File        // the listener's duplicate that accept reads
+	lnRC   syscall.RawConn // lnFile's
 }
 
 // loop is the epoll set and everything only its goroutine touches.
 type loop struct {
 	f        *Forwarder
 	epfd     int
-	evfd     int // wakes epoll_wait: posts and close
+	epf      *os.File        // epfd, as Go's netpoller sees it
+	rc       syscall.RawConn // waits on epf
+	evfd     int             // wakes the loop: posts and close
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 
@@ -69,6 +78,9 @@ func getKey(ev *unix.EpollEvent) uint64 {
 // startEngine starts the loop. If epoll cannot be had, New fails: there is
 // no relay without it.
 func (f *Forwarder) startEngine() error {
+	if err := f.openAccept(); err != nil {
+		return fmt.Errorf("listener: %w", err)
+	}
 	l := &loop{f: f, pairs: make(map[uint64]*pair), buf: make([]byte, bufSize)}
 	var err error
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
@@ -81,6 +93,15 @@ func (f *Forwarder) startEngine() error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN}
 	setKey(&ev, wakeKey)
 	if err = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.evfd, &ev); err != nil {
+		unix.Close(l.evfd)
+		unix.Close(l.epfd)
+		return fmt.Errorf("epoll: %w", err)
+	}
+	if err = unix.SetNonblock(l.epfd, true); err == nil {
+		l.epf = os.NewFile(uintptr(l.epfd), "epoll") // pollable: Go's netpoller takes it
+		l.rc, err = l.epf.SyscallConn()
+	}
+	if err != nil {
 		unix.Close(l.evfd)
 		unix.Close(l.epfd)
 		return fmt.Errorf("epoll: %w", err)
@@ -107,7 +128,7 @@ func (f *Forwarder) stopEngine() {
 			closePipe(p)
 		}
 		unix.Close(l.evfd)
-		unix.Close(l.epfd)
+		l.epf.Close()
 	})
 }
 
@@ -115,7 +136,7 @@ func (f *Forwarder) stopEngine() {
 // back to the pool; a closed socket leaves the set by itself.
 func (f *Forwarder) unregister(p *pair, recycle bool) {
 	if recycle {
-		control(p.upstream.Load(), func(fd int) error {
+		p.upstream.Load().do(func(fd int) error {
 			return unix.EpollCtl(f.loop.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 		})
 	}
@@ -153,7 +174,7 @@ func (l *loop) addSocket(p *pair, upstream bool) error {
 	if upstream {
 		c, key = p.upstream.Load(), key+1
 	}
-	return control(c, func(fd int) error {
+	return c.do(func(fd int) error {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET}
 		setKey(&ev, key)
 		return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
@@ -166,11 +187,23 @@ func (l *loop) run() {
 	events := make([]unix.EpollEvent, 256)
 	l.evs = make([]*pair, len(events))
 	for {
-		n, err := unix.EpollWait(l.epfd, events, -1)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
+		// Wait in Go's netpoller, where the epoll fd itself is registered:
+		// a goroutine blocked in epoll_wait would hold a thread that sysmon
+		// keeps taking the P from, and wake-ups would cost a hand-off each.
+		var n int
+		var werr error
+		err := l.rc.Read(func(fd uintptr) bool {
+			for {
+				n, werr = rawEpollPoll(int(fd), events)
+				if werr != unix.EINTR {
+					return n > 0 || werr != nil
+				}
 			}
+		})
+		if err == nil {
+			err = werr
+		}
+		if err != nil {
 			panic(fmt.Sprintf("warmport: epoll_wait: %v", err)) // EBADF, EFAULT, EINVAL: a bug of ours
 		}
 		woken := false
@@ -239,19 +272,6 @@ func (l *loop) putPipe(p lpipe, empty bool) {
 func closePipe(p lpipe) {
 	unix.Close(p.r)
 	unix.Close(p.w)
-}
-
-// control runs op on c's fd while Go holds it open.
-func control(c syscall.Conn, op func(fd int) error) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var opErr error
-	if err := rc.Control(func(fd uintptr) { opErr = op(int(fd)) }); err != nil {
-		return err
-	}
-	return opErr
 }
 
 // finisher records completed pairs (Forwarder.finish) in a goroutine of its

@@ -3,7 +3,6 @@ package forward
 import (
 	"errors"
 	"math"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -18,7 +17,7 @@ import (
 type pair struct {
 	f       *Forwarder
 	id      uint64
-	client  *net.TCPConn
+	client  *sock
 	started time.Time
 	upAddr  string
 
@@ -26,10 +25,10 @@ type pair struct {
 	eng            pairEngine   // the relay engine's own state of the pair
 	ended          atomic.Int32 // directions finished
 
-	upstream atomic.Pointer[net.TCPConn] // swapped only by a replay redial
-	up, down atomic.Int64                // bytes client->upstream, upstream->client
-	last     atomic.Int64                // unix ns of the last byte either way (IdleTimeout only)
-	aborted  atomic.Bool                 // a reason is final: errors from here on are our own closes
+	upstream atomic.Pointer[sock] // swapped only by a replay redial
+	up, down atomic.Int64         // bytes client->upstream, upstream->client
+	last     atomic.Int64         // unix ns of the last byte either way (IdleTimeout only)
+	aborted  atomic.Bool          // a reason is final: errors from here on are our own closes
 	idle     atomic.Pointer[time.Timer]
 
 	endMu    sync.Mutex // guards closedBy and err only, so abort never waits on mu

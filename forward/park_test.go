@@ -54,7 +54,7 @@ func TestParkedPairs(t *testing.T) {
 
 func testParkedPairs(t *testing.T) {
 	up := startUpstream(t, echo)
-	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: 0}})
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 0}})
 	const pairs = 50
 	base := runtime.NumGoroutine()
 	conns := make([]*bufio.ReadWriter, pairs)
@@ -120,7 +120,7 @@ func TestParkedIdleTimeoutAndReuse(t *testing.T) {
 	shortPark(t)
 	up := startUpstream(t, echo)
 	t.Run("idle timeout", func(t *testing.T) {
-		f, addr := startForwarder(t, Config{Remote: up.addr(), IdleTimeout: 100 * time.Millisecond, Pool: pool.Config{Warm: 0}})
+		f, addr := startForwarder(t, Config{Remote: up.addr(), IdleTimeout: 100 * time.Millisecond, Pool: pool.Options{Warm: 0}})
 		c := dial(t, addr)
 		c.Write([]byte("x"))
 		c.Read(make([]byte, 1))
@@ -133,7 +133,7 @@ func TestParkedIdleTimeoutAndReuse(t *testing.T) {
 		}
 	})
 	t.Run("reuse after parking", func(t *testing.T) {
-		f, addr := startForwarder(t, Config{Remote: up.addr(), Reuse: true, Pool: pool.Config{Warm: 0}})
+		f, addr := startForwarder(t, Config{Remote: up.addr(), Reuse: true, Pool: pool.Options{Warm: 0}})
 		for i := range 5 {
 			c := dial(t, addr)
 			c.Write([]byte("ping"))

@@ -3,6 +3,7 @@
 package forward
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -307,3 +308,25 @@ func (p *pair) wake() {
 
 // pairEngine: the goroutine relay keeps its state in the directions.
 type pairEngine struct{}
+
+// sock is a connection as this engine relays it: Go's own.
+type sock = net.TCPConn
+
+func (f *Forwarder) accept() (*sock, error) { return f.ln.AcceptTCP() }
+
+// startsInline: start, here, relays in the calling goroutine, so the accept
+// loop never starts a pair itself.
+const startsInline = false
+
+// closeAccept: closing f.ln is all it takes here.
+func (f *Forwarder) closeAccept() {}
+
+func (f *Forwarder) dialUpstream(ctx context.Context) (*sock, error) {
+	growStack() // in a client's goroutine or the pool's background dialer
+	d := net.Dialer{Timeout: f.dialTimeout(), KeepAlive: keepAlive(f.cfg.Remote)}
+	c, err := d.DialContext(ctx, "tcp", f.cfg.Remote)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
+}

@@ -3,7 +3,6 @@
 package forward
 
 import (
-	"net"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -31,7 +30,7 @@ type pairEngine struct {
 	redialing bool // a fresh upstream is being dialed; both directions wait
 	// A redial's outcome, handed over under p.mu.
 	redialDone bool
-	redialConn *net.TCPConn
+	redialConn *sock
 	redialDur  time.Duration
 	redialErr  error
 }
@@ -135,7 +134,7 @@ func (l *loop) step(d *dir) {
 
 // read takes what src has: into the replay window while it is open (toUp),
 // otherwise spliced into d's pipe. n 0 is EOF.
-func (l *loop) read(d *dir, src *net.TCPConn) (int, error) {
+func (l *loop) read(d *dir, src *sock) (int, error) {
 	p := d.p
 	if d == &p.toUp && p.replayOn {
 		n, err := readFD(src, l.buf)
@@ -339,7 +338,7 @@ func (l *loop) news(p *pair) {
 
 // swap puts a fresh upstream in place of one that died before its first
 // byte and replays the client's first bytes on it, then its EOF if it came.
-func (l *loop) swap(p *pair, c *net.TCPConn, d time.Duration) {
+func (l *loop) swap(p *pair, c *sock, d time.Duration) {
 	p.mu.Lock()
 	p.upstream.Store(c)
 	p.source, p.dial = pool.Cold, d
@@ -392,10 +391,10 @@ func (l *loop) finished(p *pair) {
 // The syscalls, each made while Go holds the socket open (control). EINTR
 // is retried; EAGAIN is returned as is.
 
-func spliceIn(src *net.TCPConn, d *dir) (n int, err error) {
-	err = control(src, func(fd int) error {
+func spliceIn(src *sock, d *dir) (n int, err error) {
+	err = src.do(func(fd int) error {
 		for {
-			m, err := unix.Splice(fd, nil, d.pipe.w, nil, pipeSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			m, err := rawSplice(fd, d.pipe.w, pipeSize)
 			if err != unix.EINTR {
 				n = int(m)
 				return err
@@ -405,10 +404,10 @@ func spliceIn(src *net.TCPConn, d *dir) (n int, err error) {
 	return n, err
 }
 
-func spliceOut(d *dir, dst *net.TCPConn) (n int, err error) {
-	err = control(dst, func(fd int) error {
+func spliceOut(d *dir, dst *sock) (n int, err error) {
+	err = dst.do(func(fd int) error {
 		for {
-			m, err := unix.Splice(d.pipe.r, nil, fd, nil, d.inPipe, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			m, err := rawSplice(d.pipe.r, fd, d.inPipe)
 			if err != unix.EINTR {
 				n = int(m)
 				return err
@@ -418,10 +417,10 @@ func spliceOut(d *dir, dst *net.TCPConn) (n int, err error) {
 	return n, err
 }
 
-func readFD(c *net.TCPConn, b []byte) (n int, err error) {
-	err = control(c, func(fd int) error {
+func readFD(c *sock, b []byte) (n int, err error) {
+	err = c.do(func(fd int) error {
 		for {
-			m, err := unix.Read(fd, b)
+			m, err := rawRead(fd, b)
 			if err != unix.EINTR {
 				n = max(m, 0)
 				return err
@@ -431,10 +430,10 @@ func readFD(c *net.TCPConn, b []byte) (n int, err error) {
 	return n, err
 }
 
-func writeFD(c *net.TCPConn, b []byte) (n int, err error) {
-	err = control(c, func(fd int) error {
+func writeFD(c *sock, b []byte) (n int, err error) {
+	err = c.do(func(fd int) error {
 		for {
-			m, err := unix.Write(fd, b)
+			m, err := rawWrite(fd, b)
 			if err != unix.EINTR {
 				n = max(m, 0)
 				return err

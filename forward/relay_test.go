@@ -45,7 +45,7 @@ func TestRelayHalfCloseGetsWholeReply(t *testing.T) {
 	for _, warm := range []int{0, 2} {
 		t.Run(fmt.Sprintf("warm=%d", warm), func(t *testing.T) {
 			up := startUpstream(t, replyAfterEOF)
-			f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: warm}})
+			f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: warm}})
 			const clients = 20
 			sizes := make([]int, clients)
 			var wg sync.WaitGroup
@@ -124,7 +124,7 @@ func TestRelayRemoteHalfClose(t *testing.T) {
 	})
 	// No warm pool: this upstream sends FIN at once, which the pool rightly
 	// discards as stale; that is the pool's test, not this one.
-	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: 0}})
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 0}})
 	c := dial(t, addr)
 	b, err := io.ReadAll(c)
 	if err != nil || string(b) != "hello, then EOF\n" {
@@ -150,7 +150,7 @@ func TestRelayBannerFirst(t *testing.T) {
 	})
 	for _, warm := range []int{0, 2} {
 		t.Run(fmt.Sprintf("warm=%d", warm), func(t *testing.T) {
-			f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: warm}})
+			f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: warm}})
 			if warm > 0 {
 				eventually(t, "pool filled", func() bool { return f.pool.Stats().Idle == warm })
 			}
@@ -189,7 +189,7 @@ func TestRelayReplaysFirstBytesOnStaleWarm(t *testing.T) {
 		}
 		echo(c)
 	})
-	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: 2}})
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 2}})
 	eventually(t, "pool filled", func() bool { return f.pool.Stats().Idle == 2 })
 	c := dial(t, addr)
 	msg := []byte("first request, replayed once")
@@ -221,7 +221,7 @@ func TestReuseNeverLeaksStaleBytes(t *testing.T) {
 			}
 		}
 	})
-	f, addr := startForwarder(t, Config{Remote: up.addr(), Reuse: true, Pool: pool.Config{Warm: 1}})
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Reuse: true, Pool: pool.Options{Warm: 1}})
 	for round := range 60 {
 		tag := byte('a' + round%26)
 		c := dial(t, addr)
@@ -263,7 +263,7 @@ func TestIdlePairsHoldNoPipes(t *testing.T) {
 		t.Skip("counts /proc/self/fd: Linux only")
 	}
 	up := startUpstream(t, echo)
-	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: 0}})
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 0}})
 	const pairs = 200
 	baseFDs, basePipes := countFDs(t)
 	msg := bytes.Repeat([]byte("z"), 4096)
@@ -329,7 +329,7 @@ func TestRelayChunkSizes(t *testing.T) {
 		t.Run(fmt.Sprintf("warm=%d", warm), func(t *testing.T) {
 			held := bufsHeld.Load()
 			up := startUpstream(t, echo)
-			f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: warm}})
+			f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: warm}})
 			c := dial(t, addr)
 			for i, n := range sizes {
 				msg := pattern([]byte{byte(i), byte(n)}, n)
@@ -366,7 +366,7 @@ func TestRelayChunkSizes(t *testing.T) {
 func TestRelayFirstBytesThenEOF(t *testing.T) {
 	held := bufsHeld.Load()
 	up := startUpstream(t, replyAfterEOF)
-	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Config{Warm: 2}})
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 2}})
 	eventually(t, "two warm connections idle", func() bool { return f.pool.Stats().Idle >= 2 })
 	for _, size := range []int{1, bufSize - 1, bufSize + 1, 3 * bufSize} {
 		if err := roundTrip(addr, size); err != nil {

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"net"
 	"testing"
 )
 
@@ -17,7 +18,7 @@ func BenchmarkGetPut(b *testing.B) {
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			u := startUpstream(b, echo)
-			p, err := New(Config{Dial: u.dial, Warm: bb.warm})
+			p, err := New(Config[*net.TCPConn]{Dial: u.dial, Warm: bb.warm})
 			if err != nil {
 				b.Fatal(err)
 			}

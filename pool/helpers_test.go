@@ -172,7 +172,7 @@ func closeIdle(d time.Duration) func(net.Conn) {
 
 // Helpers.
 
-func newPool(t *testing.T, cfg Config) *Pool {
+func newPool(t *testing.T, cfg Config[*net.TCPConn]) *Pool[*net.TCPConn] {
 	t.Helper()
 	p, err := New(cfg)
 	if err != nil {
@@ -194,7 +194,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func waitIdle(t *testing.T, p *Pool, n int) {
+func waitIdle(t *testing.T, p *Pool[*net.TCPConn], n int) {
 	t.Helper()
 	waitFor(t, "idle connections", func() bool { return p.Stats().Idle == n })
 }
@@ -212,7 +212,7 @@ func waitClosed(t *testing.T, u *upstream, c net.Conn) {
 // idleHealth probes the idle connections in place and counts how many are
 // dead and how many have bytes pending. Tests use it to wait until the
 // kernel has delivered what the server did, before they borrow.
-func idleHealth(p *Pool) (dead, withBytes int) {
+func idleHealth(p *Pool[*net.TCPConn]) (dead, withBytes int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, id := range p.idle.Keys() {
@@ -227,7 +227,7 @@ func idleHealth(p *Pool) (dead, withBytes int) {
 	return dead, withBytes
 }
 
-func waitIdleDead(t *testing.T, p *Pool, n int) {
+func waitIdleDead(t *testing.T, p *Pool[*net.TCPConn], n int) {
 	t.Helper()
 	waitFor(t, "dead idle connections", func() bool { d, _ := idleHealth(p); return d == n })
 }
@@ -260,7 +260,7 @@ func mustRoundTrip(t *testing.T, c net.Conn) {
 	}
 }
 
-func mustGet(t *testing.T, p *Pool, want Source) *net.TCPConn {
+func mustGet(t *testing.T, p *Pool[*net.TCPConn], want Source) *net.TCPConn {
 	t.Helper()
 	c, src, _, err := p.Get(context.Background())
 	if err != nil {
@@ -274,7 +274,7 @@ func mustGet(t *testing.T, p *Pool, want Source) *net.TCPConn {
 }
 
 // dialingNow returns the background dials in flight.
-func dialingNow(p *Pool) int {
+func dialingNow(p *Pool[*net.TCPConn]) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.dialing

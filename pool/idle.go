@@ -2,13 +2,12 @@ package pool
 
 import (
 	"math/rand/v2"
-	"net"
 	"time"
 )
 
 // idleConn is one connection in the idle set.
-type idleConn struct {
-	c        *net.TCPConn
+type idleConn[C Conn] struct {
+	c        C
 	src      Source    // Warm or Reused, as Get will report it
 	deadline time.Time // closed, never handed out, from then on
 
@@ -21,13 +20,13 @@ type idleConn struct {
 
 // lifetime returns a new idle connection's time to live: a random duration
 // in [0.85*TTL, TTL], so connections dialed together do not expire together.
-func (p *Pool) lifetime() time.Duration {
+func (p *Pool[C]) lifetime() time.Duration {
 	return p.ttl - rand.N(p.ttl*15/100+1)
 }
 
 // unlock releases p.mu, then closes the connections queued in p.doomed while
 // it was held, so that no socket is closed under the lock.
-func (p *Pool) unlock() {
+func (p *Pool[C]) unlock() {
 	doomed := p.doomed
 	p.doomed = nil
 	p.mu.Unlock()
@@ -38,7 +37,7 @@ func (p *Pool) unlock() {
 
 // evictLocked is the LRU's eviction callback. It runs under p.mu, from inside
 // the LRU's methods; it only queues the connection for unlock to close.
-func (p *Pool) evictLocked(_ uint64, ic *idleConn) {
+func (p *Pool[C]) evictLocked(_ uint64, ic *idleConn[C]) {
 	if ic.taken {
 		return // removed on purpose; the remover owns the connection
 	}
@@ -48,7 +47,7 @@ func (p *Pool) evictLocked(_ uint64, ic *idleConn) {
 }
 
 // removeLocked takes the entry id out of the idle set; the caller owns ic.c.
-func (p *Pool) removeLocked(id uint64, ic *idleConn) {
+func (p *Pool[C]) removeLocked(id uint64, ic *idleConn[C]) {
 	ic.taken = true
 	p.idle.Remove(id)
 }
@@ -56,9 +55,9 @@ func (p *Pool) removeLocked(id uint64, ic *idleConn) {
 // addLocked puts c in the idle set as its newest entry, evicting the least
 // recently used one if the set is full, and tells the reaper if c's deadline
 // comes before the one it waits for.
-func (p *Pool) addLocked(c *net.TCPConn, src Source, now time.Time) {
+func (p *Pool[C]) addLocked(c C, src Source, now time.Time) {
 	p.nextID++
-	ic := &idleConn{c: c, src: src, deadline: now.Add(p.lifetime())}
+	ic := &idleConn[C]{c: c, src: src, deadline: now.Add(p.lifetime())}
 	p.idle.Add(p.nextID, ic)
 	if p.reapAt.IsZero() || ic.deadline.Before(p.reapAt) {
 		p.reapAt = ic.deadline
@@ -72,12 +71,12 @@ func (p *Pool) addLocked(c *net.TCPConn, src Source, now time.Time) {
 // take removes and returns the newest idle connection whose deadline has not
 // passed, closing expired ones on the way; nil if none is left. It records
 // that a Get came, which also ends a pause after a failed background dial.
-func (p *Pool) take(now time.Time) *idleConn {
+func (p *Pool[C]) take(now time.Time) *idleConn[C] {
 	p.mu.Lock()
 	p.lastGet = now
 	p.failed = false
 	keys := p.idle.Keys() // oldest to newest
-	var found *idleConn
+	var found *idleConn[C]
 	for i := len(keys) - 1; i >= 0; i-- {
 		ic, _ := p.idle.Peek(keys[i])
 		p.removeLocked(keys[i], ic)
@@ -93,7 +92,7 @@ func (p *Pool) take(now time.Time) *idleConn {
 }
 
 // refill starts background dials up to Warm; see refillLocked.
-func (p *Pool) refill() {
+func (p *Pool[C]) refill() {
 	p.mu.Lock()
 	p.refillLocked()
 	p.mu.Unlock()
@@ -102,7 +101,7 @@ func (p *Pool) refill() {
 // refillLocked starts one background dial for each connection missing to
 // have Warm idle or being dialed. It does nothing after Close, or after a
 // background dial failed (until the next Get clears p.failed).
-func (p *Pool) refillLocked() {
+func (p *Pool[C]) refillLocked() {
 	if p.closed || p.failed {
 		return
 	}
@@ -113,28 +112,39 @@ func (p *Pool) refillLocked() {
 	}
 }
 
-// dialIdle dials one connection for the idle set, with the pool's context.
-// refillLocked counted it in p.dialing and p.wg.
-func (p *Pool) dialIdle() {
+// dialIdle dials connections for the idle set, with the pool's context, for
+// as long as some are missing: one goroutine dialing in a row costs less than
+// a goroutine per dial. refillLocked counted it in p.dialing and p.wg.
+func (p *Pool[C]) dialIdle() {
 	defer p.wg.Done()
-	c, _, err := p.dialOnce(p.ctx)
-	p.mu.Lock()
-	p.dialing--
-	switch {
-	case err != nil:
-		p.failed = true
-	case p.closed:
-		p.doomed = append(p.doomed, c)
-	default:
-		p.addLocked(c, Warm, time.Now())
+	for {
+		c, _, err := p.dialOnce(p.ctx)
+		p.mu.Lock()
+		switch {
+		case err != nil:
+			p.failed = true
+		case p.closed:
+			p.doomed = append(p.doomed, c)
+		default:
+			p.addLocked(c, Warm, time.Now())
+		}
+		// Still short, counting the other dials in flight: go on, and
+		// stay counted in p.dialing.
+		again := !p.closed && !p.failed && p.idle.Len()+p.dialing-1 < p.warm
+		if !again {
+			p.dialing--
+		}
+		p.unlock()
+		if !again {
+			return
+		}
 	}
-	p.unlock()
 }
 
 // reaper closes idle connections when their deadline passes. It sleeps on a
 // timer set to the earliest deadline, and wakes early when addLocked brings
 // an earlier one. It exits when the pool's context is canceled.
-func (p *Pool) reaper() {
+func (p *Pool[C]) reaper() {
 	defer p.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -157,7 +167,7 @@ func (p *Pool) reaper() {
 // came within the last TTL, it dials replacements (up to Warm); otherwise the
 // pool drains, to be warmed up again by the next Get. It returns the earliest
 // remaining deadline, zero if the set is empty.
-func (p *Pool) reap(now time.Time) (next time.Time) {
+func (p *Pool[C]) reap(now time.Time) (next time.Time) {
 	p.mu.Lock()
 	n := 0
 	for _, id := range p.idle.Keys() {

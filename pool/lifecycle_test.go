@@ -16,7 +16,7 @@ import (
 func TestNoDialStorm(t *testing.T) {
 	const clients, warm, slack = 20, 2, 2
 	u := startUpstream(t, echo)
-	p := newPool(t, Config{Dial: u.dial, Warm: warm})
+	p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: warm})
 	waitIdle(t, p, warm)
 
 	var wg sync.WaitGroup
@@ -78,7 +78,7 @@ func TestUpstreamDownNoRefillLoop(t *testing.T) {
 		}
 		return c.(*net.TCPConn), nil
 	}
-	p := newPool(t, Config{Dial: dial, Warm: 2, TTL: 50 * time.Millisecond})
+	p := newPool(t, Config[*net.TCPConn]{Dial: dial, Warm: 2, TTL: 50 * time.Millisecond})
 	waitFor(t, "the first fill to fail", func() bool { return attempts.Load() == 2 && dialingNow(p) == 0 })
 	// No signal announces a dial that should not happen: watch for a while.
 	const window = 100 * time.Millisecond
@@ -112,7 +112,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 	u := startUpstream(t, echo)
 	g0, fd0 := runtime.NumGoroutine(), openFDs()
 
-	p, err := New(Config{Dial: u.dial, Warm: 3})
+	p, err := New(Config[*net.TCPConn]{Dial: u.dial, Warm: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestCloseCancelsDials(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	p, err := New(Config{Dial: dial, Warm: 2})
+	p, err := New(Config[*net.TCPConn]{Dial: dial, Warm: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestCloseCancelsDials(t *testing.T) {
 
 func TestAfterClose(t *testing.T) {
 	u := startUpstream(t, echo)
-	p := newPool(t, Config{Dial: u.dial, Warm: 1})
+	p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 1})
 	waitIdle(t, p, 1)
 	for i := range 2 {
 		if err := p.Close(); err != nil {

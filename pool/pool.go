@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -52,14 +52,41 @@ var (
 	ErrUnchecked = errors.New("pool: cannot check connections on this platform")
 )
 
+// Conn is what a pool holds: *net.TCPConn, or a socket type of the caller's
+// own with the same raw access. Its zero value (nil) means no connection.
+type Conn interface {
+	comparable
+	Socket
+}
+
+// Socket is the access to a connection the pool needs: the liveness probe
+// reads it through SyscallConn.
+type Socket interface {
+	SyscallConn() (syscall.RawConn, error)
+	SetDeadline(t time.Time) error
+	Close() error
+}
+
 var errNoConn = errors.New("pool: Dial returned neither a connection nor an error")
 
+// Options are a pool's settings, without the dialer: what a user chooses.
+type Options struct {
+	Warm int           // see Config.Warm
+	Max  int           // see Config.Max
+	TTL  time.Duration // see Config.TTL
+}
+
+// WithDial returns the Config of a pool with o's settings that dials with dial.
+func WithDial[C Conn](o Options, dial func(ctx context.Context) (C, error)) Config[C] {
+	return Config[C]{Dial: dial, Warm: o.Warm, Max: o.Max, TTL: o.TTL}
+}
+
 // Config configures a Pool. Only Dial is required.
-type Config struct {
+type Config[C Conn] struct {
 	// Dial opens one upstream connection. The caller puts its dial timeout in
 	// it; it must return when ctx is done (Close cancels background dials and
 	// waits for them).
-	Dial func(ctx context.Context) (*net.TCPConn, error)
+	Dial func(ctx context.Context) (C, error)
 
 	// Warm is the number of idle connections kept ready. Zero means no dialing
 	// ahead at all: Get just dials, Put may still recycle.
@@ -74,14 +101,14 @@ type Config struct {
 	TTL time.Duration
 }
 
-func (c *Config) max() int {
+func (c *Config[C]) max() int {
 	if c.Max > 0 {
 		return c.Max
 	}
 	return DefaultMax
 }
 
-func (c *Config) ttl() time.Duration {
+func (c *Config[C]) ttl() time.Duration {
 	if c.TTL > 0 {
 		return c.TTL
 	}
@@ -101,8 +128,8 @@ type Stats struct {
 }
 
 // Pool is a set of idle upstream connections. It is safe for concurrent use.
-type Pool struct {
-	dial func(ctx context.Context) (*net.TCPConn, error)
+type Pool[C Conn] struct {
+	dial func(ctx context.Context) (C, error)
 	warm int
 	ttl  time.Duration
 
@@ -114,21 +141,21 @@ type Pool struct {
 	wake   chan struct{} // tells the reaper a deadline earlier than reapAt arrived
 
 	mu      sync.Mutex
-	idle    *simplelru.LRU[uint64, *idleConn] // newest at the front
+	idle    *simplelru.LRU[uint64, *idleConn[C]] // newest at the front
 	nextID  uint64
-	dialing int            // background dials in flight
-	failed  bool           // a background dial failed: no refill until the next Get
-	closed  bool           // Close was called
-	lastGet time.Time      // last Get; zero before the first one
-	reapAt  time.Time      // what the reaper's timer waits for; zero if nothing
-	doomed  []*net.TCPConn // to close once mu is released (see unlock)
+	dialing int       // background dials in flight
+	failed  bool      // a background dial failed: no refill until the next Get
+	closed  bool      // Close was called
+	lastGet time.Time // last Get; zero before the first one
+	reapAt  time.Time // what the reaper's timer waits for; zero if nothing
+	doomed  []C       // to close once mu is released (see unlock)
 
 	hits, misses, stale, evicted, expired, reused, dials atomic.Uint64
 }
 
 // New checks cfg and returns a Pool that starts dialing cfg.Warm connections
 // in the background at once.
-func New(cfg Config) (*Pool, error) {
+func New[C Conn](cfg Config[C]) (*Pool[C], error) {
 	switch {
 	case cfg.Dial == nil:
 		return nil, errors.New("pool: Config.Dial is nil")
@@ -142,7 +169,7 @@ func New(cfg Config) (*Pool, error) {
 		return nil, fmt.Errorf("pool: Warm %d is larger than Max %d", cfg.Warm, cfg.max())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Pool{
+	p := &Pool[C]{
 		dial:   cfg.Dial,
 		warm:   cfg.Warm,
 		ttl:    cfg.ttl(),
@@ -170,11 +197,32 @@ func New(cfg Config) (*Pool, error) {
 // long that took, 0 for Warm and Reused). A failed dial is returned, wrapped,
 // never retried. Get never waits for a background dial, and after Close it
 // still dials. ctx is used only for dialing.
-func (p *Pool) Get(ctx context.Context) (c *net.TCPConn, src Source, dial time.Duration, err error) {
+func (p *Pool[C]) Get(ctx context.Context) (c C, src Source, dial time.Duration, err error) {
+	var zero C
+	if c, src, ok := p.TryGet(); ok {
+		return c, src, 0, nil
+	}
+	p.misses.Add(1)
+	c, dial, err = p.dialOnce(ctx)
+	if err != nil {
+		// The upstream may be down: leave it alone until the next Get.
+		p.mu.Lock()
+		p.failed = true
+		p.mu.Unlock()
+		return zero, Cold, dial, fmt.Errorf("dial upstream: %w", err)
+	}
+	p.refill()
+	return c, Cold, dial, nil
+}
+
+// TryGet borrows the newest idle connection that passes the liveness probe,
+// as Get does, but never dials: ok is false when none is idle, and that
+// counts as neither a hit nor a miss.
+func (p *Pool[C]) TryGet() (c C, src Source, ok bool) {
 	for {
 		ic := p.take(time.Now())
 		if ic == nil {
-			break
+			return c, Cold, false
 		}
 		h, perr := probe(ic.c, false)
 		if perr == nil && h == pending && ic.src == Reused {
@@ -189,28 +237,18 @@ func (p *Pool) Get(ctx context.Context) (c *net.TCPConn, src Source, dial time.D
 		}
 		p.hits.Add(1)
 		p.refill()
-		return ic.c, ic.src, 0, nil
+		return ic.c, ic.src, true
 	}
-	p.misses.Add(1)
-	c, dial, err = p.dialOnce(ctx)
-	if err != nil {
-		// The upstream may be down: leave it alone until the next Get.
-		p.mu.Lock()
-		p.failed = true
-		p.mu.Unlock()
-		return nil, Cold, dial, fmt.Errorf("dial upstream: %w", err)
-	}
-	p.refill()
-	return c, Cold, dial, nil
 }
 
 // Dial dials one fresh connection with ctx, bypassing the idle set. It counts
 // in Stats.Dials but neither as a hit nor a miss, and the connection is not
 // the pool's (Put may still take it back).
-func (p *Pool) Dial(ctx context.Context) (c *net.TCPConn, dial time.Duration, err error) {
+func (p *Pool[C]) Dial(ctx context.Context) (c C, dial time.Duration, err error) {
+	var zero C
 	c, dial, err = p.dialOnce(ctx)
 	if err != nil {
-		return nil, dial, fmt.Errorf("dial upstream: %w", err)
+		return zero, dial, fmt.Errorf("dial upstream: %w", err)
 	}
 	return c, dial, nil
 }
@@ -224,8 +262,9 @@ func (p *Pool) Dial(ctx context.Context) (c *net.TCPConn, dial time.Duration, er
 //
 // The caller must not use c after Put, and must not Put a connection it has
 // called CloseWrite on or that another goroutine still reads.
-func (p *Pool) Put(c *net.TCPConn) error {
-	if c == nil {
+func (p *Pool[C]) Put(c C) error {
+	var zero C
+	if c == zero {
 		return ErrDead
 	}
 	p.mu.Lock()
@@ -261,7 +300,7 @@ func (p *Pool) Put(c *net.TCPConn) error {
 }
 
 // Stats returns the counters. It is cheap enough to call every second.
-func (p *Pool) Stats() Stats {
+func (p *Pool[C]) Stats() Stats {
 	p.mu.Lock()
 	idle := p.idle.Len()
 	p.mu.Unlock()
@@ -281,7 +320,7 @@ func (p *Pool) Stats() Stats {
 // every goroutine the pool started. Connections handed out stay open. After
 // Close, Get still dials (Cold) and Put closes and returns ErrClosed. Close
 // always returns nil; later calls wait too.
-func (p *Pool) Close() error {
+func (p *Pool[C]) Close() error {
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
@@ -298,19 +337,20 @@ func (p *Pool) Close() error {
 }
 
 // dialOnce makes one dial attempt and counts it.
-func (p *Pool) dialOnce(ctx context.Context) (*net.TCPConn, time.Duration, error) {
+func (p *Pool[C]) dialOnce(ctx context.Context) (C, time.Duration, error) {
+	var zero C
 	p.dials.Add(1)
 	start := time.Now()
 	c, err := p.dial(ctx)
 	d := time.Since(start)
 	switch {
 	case err != nil:
-		if c != nil {
+		if c != zero {
 			c.Close()
 		}
-		return nil, d, err
-	case c == nil:
-		return nil, d, errNoConn
+		return zero, d, err
+	case c == zero:
+		return zero, d, errNoConn
 	}
 	return c, d, nil
 }

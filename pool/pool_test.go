@@ -31,17 +31,17 @@ func TestNewValidates(t *testing.T) {
 	dial := func(context.Context) (*net.TCPConn, error) { return nil, errors.New("unused") }
 	for _, tt := range []struct {
 		name string
-		cfg  Config
+		cfg  Config[*net.TCPConn]
 		want string // "" = no error
 	}{
-		{"zero but Dial", Config{Dial: dial}, ""},
-		{"no Dial", Config{Warm: 1}, "Dial is nil"},
-		{"negative Warm", Config{Dial: dial, Warm: -1}, "negative Warm"},
-		{"negative Max", Config{Dial: dial, Max: -1}, "negative Max"},
-		{"negative TTL", Config{Dial: dial, TTL: -time.Second}, "negative TTL"},
-		{"Warm over Max", Config{Dial: dial, Warm: 4, Max: 3}, "larger than Max"},
-		{"Warm over DefaultMax", Config{Dial: dial, Warm: DefaultMax + 1}, "larger than Max"},
-		{"Warm equals Max", Config{Dial: dial, Warm: 3, Max: 3}, ""},
+		{"zero but Dial", Config[*net.TCPConn]{Dial: dial}, ""},
+		{"no Dial", Config[*net.TCPConn]{Warm: 1}, "Dial is nil"},
+		{"negative Warm", Config[*net.TCPConn]{Dial: dial, Warm: -1}, "negative Warm"},
+		{"negative Max", Config[*net.TCPConn]{Dial: dial, Max: -1}, "negative Max"},
+		{"negative TTL", Config[*net.TCPConn]{Dial: dial, TTL: -time.Second}, "negative TTL"},
+		{"Warm over Max", Config[*net.TCPConn]{Dial: dial, Warm: 4, Max: 3}, "larger than Max"},
+		{"Warm over DefaultMax", Config[*net.TCPConn]{Dial: dial, Warm: DefaultMax + 1}, "larger than Max"},
+		{"Warm equals Max", Config[*net.TCPConn]{Dial: dial, Warm: 3, Max: 3}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := New(tt.cfg)
@@ -62,7 +62,7 @@ func TestNewValidates(t *testing.T) {
 
 func TestWarmFill(t *testing.T) {
 	u := startUpstream(t, echo)
-	p := newPool(t, Config{Dial: u.dial, Warm: 3})
+	p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 3})
 	waitFor(t, "3 connections accepted without a Get", func() bool { return u.accepted.Load() == 3 })
 	waitIdle(t, p, 3)
 
@@ -90,7 +90,7 @@ func TestGetDropsStaleIdle(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			u := startUpstream(t, echo)
-			p := newPool(t, Config{Dial: u.dial, Warm: 2})
+			p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 2})
 			waitIdle(t, p, 2)
 			waitFor(t, "the upstream to accept both", func() bool { return u.accepted.Load() == 2 })
 			tt.kill(u)
@@ -114,7 +114,7 @@ func TestGetDropsStaleIdle(t *testing.T) {
 
 func TestUpstreamClosesIdleConns(t *testing.T) {
 	u := startUpstream(t, closeIdle(200*time.Millisecond))
-	p := newPool(t, Config{Dial: u.dial, Warm: 2})
+	p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 2})
 	for i := range 3 {
 		// Each round borrows after the server dropped the idle ones.
 		waitIdle(t, p, 2)
@@ -139,7 +139,7 @@ func TestUpstreamClosesIdleConns(t *testing.T) {
 func TestGreetingFirstUpstream(t *testing.T) {
 	t.Run("greeting stays for the client", func(t *testing.T) {
 		u := startUpstream(t, greet)
-		p := newPool(t, Config{Dial: u.dial, Warm: 1})
+		p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 1})
 		waitIdle(t, p, 1)
 		waitFor(t, "the greeting in the idle socket", func() bool { _, n := idleHealth(p); return n == 1 })
 		c := mustGet(t, p, Warm)
@@ -159,7 +159,7 @@ func TestGreetingFirstUpstream(t *testing.T) {
 			t.Skip("needs TCP_INFO to see a FIN behind the greeting")
 		}
 		u := startUpstream(t, greetAndClose)
-		p := newPool(t, Config{Dial: u.dial, Warm: 1})
+		p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 1})
 		waitIdle(t, p, 1)
 		waitIdleDead(t, p, 1)
 		c := mustGet(t, p, Cold)
@@ -172,7 +172,7 @@ func TestGreetingFirstUpstream(t *testing.T) {
 
 func TestGetDialError(t *testing.T) {
 	boom := errors.New("boom")
-	p := newPool(t, Config{Dial: func(context.Context) (*net.TCPConn, error) { return nil, boom }})
+	p := newPool(t, Config[*net.TCPConn]{Dial: func(context.Context) (*net.TCPConn, error) { return nil, boom }})
 	c, src, _, err := p.Get(context.Background())
 	if c != nil || src != Cold || !errors.Is(err, boom) || !strings.HasPrefix(err.Error(), "dial upstream: ") {
 		t.Fatalf("Get: got %v, %v, %v; want nil, cold, \"dial upstream: boom\"", c, src, err)
@@ -187,7 +187,7 @@ func TestGetDialError(t *testing.T) {
 
 func TestDialIsNeverPooled(t *testing.T) {
 	u := startUpstream(t, echo)
-	p := newPool(t, Config{Dial: u.dial})
+	p := newPool(t, Config[*net.TCPConn]{Dial: u.dial})
 	c, d, err := p.Dial(context.Background())
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
@@ -206,37 +206,37 @@ func TestPut(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		handle  func(net.Conn)
-		linux   bool                                                     // the check needs TCP_INFO
-		prepare func(t *testing.T, u *upstream, p *Pool, c *net.TCPConn) // before Put
+		linux   bool                                                                   // the check needs TCP_INFO
+		prepare func(t *testing.T, u *upstream, p *Pool[*net.TCPConn], c *net.TCPConn) // before Put
 		want    error
 	}{
 		{name: "clean", handle: echo},
 		{
 			name: "read deadline in the past", handle: echo,
-			prepare: func(t *testing.T, _ *upstream, _ *Pool, c *net.TCPConn) {
+			prepare: func(t *testing.T, _ *upstream, _ *Pool[*net.TCPConn], c *net.TCPConn) {
 				c.SetReadDeadline(time.Now().Add(-time.Second))
 			},
 		},
 		{
 			name: "unread bytes", handle: greet, want: ErrUnread,
-			prepare: func(t *testing.T, _ *upstream, _ *Pool, c *net.TCPConn) {
+			prepare: func(t *testing.T, _ *upstream, _ *Pool[*net.TCPConn], c *net.TCPConn) {
 				waitFor(t, "the greeting", func() bool { h, _ := probe(c, false); return h == pending })
 			},
 		},
 		{
 			name: "peer closed", handle: closeAtOnce, want: ErrDead,
-			prepare: func(t *testing.T, u *upstream, _ *Pool, c *net.TCPConn) {
+			prepare: func(t *testing.T, u *upstream, _ *Pool[*net.TCPConn], c *net.TCPConn) {
 				waitClosed(t, u, c)
 				waitFor(t, "the FIN", func() bool { _, err := probe(c, false); return err != nil })
 			},
 		},
 		{
 			name: "write side shut down", handle: echo, want: ErrDead, linux: true,
-			prepare: func(t *testing.T, _ *upstream, _ *Pool, c *net.TCPConn) { c.CloseWrite() },
+			prepare: func(t *testing.T, _ *upstream, _ *Pool[*net.TCPConn], c *net.TCPConn) { c.CloseWrite() },
 		},
 		{
 			name: "pool closed", handle: echo, want: ErrClosed,
-			prepare: func(t *testing.T, _ *upstream, p *Pool, _ *net.TCPConn) { p.Close() },
+			prepare: func(t *testing.T, _ *upstream, p *Pool[*net.TCPConn], _ *net.TCPConn) { p.Close() },
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,7 +244,7 @@ func TestPut(t *testing.T) {
 				t.Skip("needs TCP_INFO")
 			}
 			u := startUpstream(t, tt.handle)
-			p := newPool(t, Config{Dial: u.dial})
+			p := newPool(t, Config[*net.TCPConn]{Dial: u.dial})
 			c := mustGet(t, p, Cold)
 			if tt.prepare != nil {
 				tt.prepare(t, u, p, c)
@@ -282,7 +282,7 @@ func TestPut(t *testing.T) {
 
 func TestLRUBound(t *testing.T) {
 	u := startUpstream(t, echo)
-	p := newPool(t, Config{Dial: u.dial, Max: 3})
+	p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Max: 3})
 	conns := make([]*net.TCPConn, 5)
 	for i := range conns {
 		conns[i] = mustGet(t, p, Cold)
@@ -327,7 +327,7 @@ func TestGetDropsReusedWithLateBytes(t *testing.T) {
 		io.WriteString(c, "late")
 		echo(c)
 	})
-	p := newPool(t, Config{Dial: u.dial})
+	p := newPool(t, Config[*net.TCPConn]{Dial: u.dial})
 	c := mustGet(t, p, Cold)
 	mustRoundTrip(t, c)
 	if err := p.Put(c); err != nil {

@@ -3,7 +3,6 @@
 package pool
 
 import (
-	"net"
 	"time"
 )
 
@@ -11,7 +10,7 @@ import (
 // and reports the connection alive, with unknown pending bytes. Get hands it
 // out (the forwarder's replay covers a dead one); Put refuses it with
 // ErrUnchecked, since a stale response could be waiting.
-func probe(c *net.TCPConn, strict bool) (health, error) {
+func probe(c Socket, strict bool) (health, error) {
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		return quiet, err
 	}

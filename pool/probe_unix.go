@@ -4,7 +4,6 @@ package pool
 
 import (
 	"io"
-	"net"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,7 +20,7 @@ import (
 // probe clears c's deadlines first: with a past deadline, RawConn.Read fails
 // without calling its function. It must not run while another goroutine
 // reads c.
-func probe(c *net.TCPConn, strict bool) (health, error) {
+func probe(c Socket, strict bool) (health, error) {
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		return quiet, err
 	}

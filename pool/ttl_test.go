@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"net"
 	"testing"
 	"time"
 )
@@ -8,7 +9,7 @@ import (
 func TestTTLDrainsToZeroAndRewarms(t *testing.T) {
 	const ttl = 150 * time.Millisecond
 	u := startUpstream(t, echo)
-	p := newPool(t, Config{Dial: u.dial, Warm: 2, TTL: ttl})
+	p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 2, TTL: ttl})
 	waitFor(t, "2 connections accepted", func() bool { return u.accepted.Load() == 2 })
 
 	// No Get came: both expire, the upstream sees them closed, none replaced.
@@ -45,7 +46,7 @@ func TestReapReplacesOnlyWhileActive(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			u := startUpstream(t, echo)
-			p := newPool(t, Config{Dial: u.dial, Warm: 2, TTL: ttl})
+			p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 2, TTL: ttl})
 			waitIdle(t, p, 2)
 			now := time.Now().Add(ttl) // past every deadline
 			p.mu.Lock()
@@ -73,7 +74,7 @@ func TestReapReplacesOnlyWhileActive(t *testing.T) {
 
 func TestGetSkipsExpired(t *testing.T) {
 	u := startUpstream(t, echo)
-	p := newPool(t, Config{Dial: u.dial, Warm: 2, TTL: time.Minute})
+	p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 2, TTL: time.Minute})
 	waitIdle(t, p, 2)
 	// Expire the newest behind the reaper's back: Get must check the age.
 	p.mu.Lock()
@@ -97,7 +98,7 @@ func TestGetSkipsExpired(t *testing.T) {
 func TestLifetimeSpread(t *testing.T) {
 	const ttl = time.Minute
 	u := startUpstream(t, echo)
-	p := newPool(t, Config{Dial: u.dial, Warm: DefaultMax, TTL: ttl})
+	p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: DefaultMax, TTL: ttl})
 	start := time.Now()
 	waitIdle(t, p, DefaultMax)
 	end := time.Now()

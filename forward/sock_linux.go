@@ -1,0 +1,328 @@
+//go:build !wpgoroutines
+
+package forward
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// sock is a TCP socket the forwarder owns outright: a nonblocking fd that is
+// in the loop's epoll set only, never in Go's netpoller. Go's net would add
+// an epoll_ctl pair, address lookups and a second poller's wake-ups to every
+// connection; this is what lets the loop pay less than a goroutine per
+// direction (see loop_linux.go). Every use of the fd holds mu, so a Close
+// from another goroutine can never let the number be reused under a user.
+type sock struct {
+	mu    sync.Mutex
+	fd    int // -1 once closed
+	raddr netip.AddrPort
+}
+
+func newSock(fd int, raddr netip.AddrPort) *sock { return &sock{fd: fd, raddr: raddr} }
+
+// do runs op on the fd, unless the socket is closed.
+func (s *sock) do(op func(fd int) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fd < 0 {
+		return net.ErrClosed
+	}
+	return op(s.fd)
+}
+
+// Close closes the socket (which takes it out of the epoll set); later
+// calls return net.ErrClosed.
+func (s *sock) Close() error {
+	s.mu.Lock()
+	fd := s.fd
+	s.fd = -1
+	s.mu.Unlock()
+	if fd < 0 {
+		return net.ErrClosed
+	}
+	return rawClose(fd)
+}
+
+// CloseWrite sends a FIN: shutdown(SHUT_WR).
+func (s *sock) CloseWrite() error {
+	return s.do(rawShutdown)
+}
+
+func (s *sock) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(s.raddr) }
+
+// SetDeadline does nothing: the fd is nonblocking and nothing waits on it
+// but the loop. It is here for the pool.
+func (s *sock) SetDeadline(time.Time) error { return nil }
+
+// SyscallConn gives the pool's probe the fd. Read calls its function once:
+// the probe never waits.
+func (s *sock) SyscallConn() (syscall.RawConn, error) { return (*sockRaw)(s), nil }
+
+type sockRaw sock
+
+func (r *sockRaw) Control(f func(fd uintptr)) error {
+	return (*sock)(r).do(func(fd int) error { f(uintptr(fd)); return nil })
+}
+
+func (r *sockRaw) Read(f func(fd uintptr) bool) error {
+	return (*sock)(r).do(func(fd int) error {
+		if !f(uintptr(fd)) {
+			return unix.EAGAIN
+		}
+		return nil
+	})
+}
+
+func (r *sockRaw) Write(f func(fd uintptr) bool) error { return r.Read(f) }
+
+// accept takes the next client from the listener, waiting in Go's netpoller
+// while there is none. It accepts on a duplicate of the listener's fd: Go
+// offers no raw reads on a listener itself.
+func (f *Forwarder) accept() (*sock, error) {
+	var nfd int
+	var sa unix.Sockaddr
+	var opErr error
+	err := f.lnRC.Read(func(fd uintptr) bool {
+		for {
+			nfd, sa, opErr = unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			if opErr != unix.EINTR {
+				return opErr != unix.EAGAIN
+			}
+		}
+	})
+	if err != nil {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: f.Addr(), Err: err}
+	}
+	if opErr != nil {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: f.Addr(), Err: os.NewSyscallError("accept4", opErr)}
+	}
+	setSockopts(nfd, keepAlive(f.cfg.Local) >= 0)
+	return newSock(nfd, addrPort(sa)), nil
+}
+
+// openAccept opens the duplicate of the listener that accept reads.
+func (f *Forwarder) openAccept() error {
+	file, err := f.ln.File() // nonblocking, so in Go's netpoller
+	if err != nil {
+		return err
+	}
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return err
+	}
+	f.lnFile, f.lnRC = file, rc
+	return nil
+}
+
+// closeAccept closes the duplicate too: the socket listens until both are
+// closed.
+func (f *Forwarder) closeAccept() {
+	if f.lnFile != nil {
+		f.lnFile.Close()
+	}
+}
+
+// setSockopts: TCP_NODELAY, as Go sets it, and Go's default keepalive (probes
+// after 15 s idle) where a peer can vanish without a word (see keepAlive).
+func setSockopts(fd int, keepalive bool) {
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if keepalive {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 15)
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 15)
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
+	}
+}
+
+func addrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// errCanceled is Go's own text for a dial its context canceled.
+var errCanceled = errors.New("operation was canceled")
+
+// dialUpstream dials REMOTE: each address it resolves to in turn, as Go's
+// Dialer does without dual-stack racing, within DialTimeout, with Go's error
+// texts ("dial tcp 127.0.0.1:9: connect: connection refused").
+func (f *Forwarder) dialUpstream(ctx context.Context) (*sock, error) {
+	growStack() // in a client's goroutine or the pool's background dialer
+	deadline := time.Now().Add(f.dialTimeout())
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	addrs, err := f.resolve(ctx)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
+	}
+	var first error
+	for _, a := range addrs {
+		s, err := dialAddr(ctx, a, deadline, keepAlive(f.cfg.Remote) >= 0)
+		if err == nil {
+			return s, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			break
+		}
+	}
+	return nil, first
+}
+
+// resolve returns REMOTE's addresses: an IP literal as is, a name looked up
+// on every dial, as Go's Dialer does.
+func (f *Forwarder) resolve(ctx context.Context) ([]netip.AddrPort, error) {
+	host, portStr, err := net.SplitHostPort(f.cfg.Remote)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, err
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return []netip.AddrPort{netip.AddrPortFrom(ip, uint16(port))}, nil
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.AddrPort, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(port)))
+	}
+	return out, nil
+}
+
+// dialAddr connects one nonblocking socket to a, waiting in poll(2) (a
+// blocked thread, not the netpoller the socket is kept out of) in slices
+// short enough to notice ctx. On loopback the handshake is done when connect
+// returns.
+func dialAddr(ctx context.Context, a netip.AddrPort, deadline time.Time, keepalive bool) (*sock, error) {
+	opErr := func(call string, err error) error {
+		if call != "" {
+			err = os.NewSyscallError(call, err)
+		}
+		return &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(a), Err: err}
+	}
+	family := unix.AF_INET
+	if a.Addr().Is6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, opErr("socket", err)
+	}
+	setSockopts(fd, keepalive)
+	var sa unix.Sockaddr
+	if family == unix.AF_INET {
+		sa = &unix.SockaddrInet4{Port: int(a.Port()), Addr: a.Addr().As4()}
+	} else {
+		sa = &unix.SockaddrInet6{Port: int(a.Port()), Addr: a.Addr().As16()}
+	}
+	switch err := unix.Connect(fd, sa); err {
+	case nil:
+		return newSock(fd, a), nil
+	case unix.EINPROGRESS, unix.EINTR:
+	default:
+		unix.Close(fd)
+		return nil, opErr("connect", err)
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	for {
+		wait := time.Until(deadline)
+		switch {
+		case ctx.Err() == context.Canceled:
+			unix.Close(fd)
+			return nil, opErr("", errCanceled)
+		case wait <= 0 || ctx.Err() != nil:
+			unix.Close(fd)
+			return nil, opErr("", os.ErrDeadlineExceeded)
+		}
+		n, err := unix.Poll(pfd, int(min(wait, 50*time.Millisecond)/time.Millisecond)+1)
+		if err == unix.EINTR || (err == nil && n == 0) {
+			continue
+		}
+		if err != nil {
+			unix.Close(fd)
+			return nil, opErr("poll", err)
+		}
+		soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err == nil && soErr != 0 {
+			err = syscall.Errno(soErr)
+		}
+		if err != nil {
+			unix.Close(fd)
+			return nil, opErr("connect", err)
+		}
+		return newSock(fd, a), nil
+	}
+}
+
+// The relay's syscalls never block (every fd is nonblocking), so they are
+// made raw: without Go's syscall bookkeeping, no thread hand-off can follow
+// a slow one, and sysmon, finding no P in a syscall, backs off.
+
+func rawSplice(in, out, n int) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n),
+		unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+	return errnoResult(r, e)
+}
+
+func rawRead(fd int, b []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	return errnoResult(r, e)
+}
+
+func rawWrite(fd int, b []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	return errnoResult(r, e)
+}
+
+func rawShutdown(fd int) error {
+	_, _, e := unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), unix.SHUT_WR, 0)
+	return errnoErr(e)
+}
+
+func rawClose(fd int) error {
+	_, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+	return errnoErr(e)
+}
+
+func errnoResult(r uintptr, e syscall.Errno) (int, error) {
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+func errnoErr(e syscall.Errno) error {
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func rawEpollPoll(epfd int, evs []unix.EpollEvent) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
+	return errnoResult(r, e)
+}
