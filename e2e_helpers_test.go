@@ -59,6 +59,9 @@ func buildAndRun(m *testing.M) int {
 	if os.Getenv("WARMPORT_E2E_RACE") != "" { // also hunt data races in the product
 		args = append(args, "-race")
 	}
+	if tags := os.Getenv("WARMPORT_E2E_TAGS"); tags != "" { // e.g. wpgoroutines: the portable relay
+		args = append(args, "-tags", tags)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "go", append(args, ".")...).CombinedOutput()

@@ -94,6 +94,7 @@ func New(cfg Config) (*Forwarder, error) {
 	if err := f.startEngine(); err != nil { // now, while fds are plentiful
 		f.pool.Close()
 		f.ln.Close()
+		f.closeAccept()
 		return nil, err
 	}
 	f.hardCtx, f.hardCancel = context.WithCancel(context.Background())
