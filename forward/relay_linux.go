@@ -385,6 +385,10 @@ func (l *loop) finished(p *pair) {
 	}
 	p.f.releaseUpstream(p)
 	p.client.Close()
+	if p.f.cfg.OnClose == nil {
+		p.f.finish(p) // it never blocks then: no need to wake the finisher
+		return
+	}
 	l.done.push(p)
 }
 
