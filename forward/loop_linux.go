@@ -137,7 +137,7 @@ func (f *Forwarder) stopEngine() {
 func (f *Forwarder) unregister(p *pair, recycle bool) {
 	if recycle {
 		p.upstream.Load().do(func(fd int) error {
-			return unix.EpollCtl(f.loop.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+			return rawEpollCtl(f.loop.epfd, unix.EPOLL_CTL_DEL, fd, &unix.EpollEvent{})
 		})
 	}
 }
@@ -177,7 +177,7 @@ func (l *loop) addSocket(p *pair, upstream bool) error {
 	return c.do(func(fd int) error {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET}
 		setKey(&ev, key)
-		return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
+		return rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
 	})
 }
 

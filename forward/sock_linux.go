@@ -91,11 +91,11 @@ func (r *sockRaw) Write(f func(fd uintptr) bool) error { return r.Read(f) }
 // offers no raw reads on a listener itself.
 func (f *Forwarder) accept() (*sock, error) {
 	var nfd int
-	var sa unix.Sockaddr
+	var raddr netip.AddrPort
 	var opErr error
 	err := f.lnRC.Read(func(fd uintptr) bool {
 		for {
-			nfd, sa, opErr = unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			nfd, raddr, opErr = rawAccept4(int(fd))
 			if opErr != unix.EINTR {
 				return opErr != unix.EAGAIN
 			}
@@ -108,7 +108,7 @@ func (f *Forwarder) accept() (*sock, error) {
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: f.Addr(), Err: os.NewSyscallError("accept4", opErr)}
 	}
 	setSockopts(nfd, keepAlive(f.cfg.Local) >= 0)
-	return newSock(nfd, addrPort(sa)), nil
+	return newSock(nfd, raddr), nil
 }
 
 // openAccept opens the duplicate of the listener that accept reads.
@@ -137,27 +137,25 @@ func (f *Forwarder) closeAccept() {
 // setSockopts: TCP_NODELAY, as Go sets it, and Go's default keepalive (probes
 // after 15 s idle) where a peer can vanish without a word (see keepAlive).
 func setSockopts(fd int, keepalive bool) {
-	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	rawSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	if keepalive {
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 15)
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 15)
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
+		rawSetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+		rawSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 15)
+		rawSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 15)
+		rawSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
 	}
-}
-
-func addrPort(sa unix.Sockaddr) netip.AddrPort {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
-	}
-	return netip.AddrPort{}
 }
 
 // errCanceled is Go's own text for a dial its context canceled.
 var errCanceled = errors.New("operation was canceled")
+
+// ctxErr is a done ctx's error as Go's dialer words it.
+func ctxErr(ctx context.Context) error {
+	if ctx.Err() == context.Canceled {
+		return errCanceled
+	}
+	return os.ErrDeadlineExceeded
+}
 
 // dialUpstream dials REMOTE: each address it resolves to in turn, as Go's
 // Dialer does without dual-stack racing, within DialTimeout, with Go's error
@@ -167,6 +165,9 @@ func (f *Forwarder) dialUpstream(ctx context.Context) (*sock, error) {
 	deadline := time.Now().Add(f.dialTimeout())
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
+	}
+	if ctx.Err() != nil {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: ctxErr(ctx)}
 	}
 	addrs, err := f.resolve(ctx)
 	if err != nil {
@@ -225,37 +226,36 @@ func dialAddr(ctx context.Context, a netip.AddrPort, deadline time.Time, keepali
 		return &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(a), Err: err}
 	}
 	family := unix.AF_INET
-	if a.Addr().Is6() {
+	if !a.Addr().Is4() {
 		family = unix.AF_INET6
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := rawSocket(family)
 	if err != nil {
 		return nil, opErr("socket", err)
 	}
 	setSockopts(fd, keepalive)
-	var sa unix.Sockaddr
-	if family == unix.AF_INET {
-		sa = &unix.SockaddrInet4{Port: int(a.Port()), Addr: a.Addr().As4()}
-	} else {
-		sa = &unix.SockaddrInet6{Port: int(a.Port()), Addr: a.Addr().As16()}
-	}
-	switch err := unix.Connect(fd, sa); err {
+	switch err := rawConnect(fd, a); err {
 	case nil:
 		return newSock(fd, a), nil
 	case unix.EINPROGRESS, unix.EINTR:
 	default:
-		unix.Close(fd)
+		rawClose(fd)
 		return nil, opErr("connect", err)
+	}
+	// On loopback the handshake is usually over by now: look without
+	// waiting first, then wait in poll.
+	if rawWritable(fd) {
+		return connected(fd, a, opErr)
 	}
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
 	for {
 		wait := time.Until(deadline)
 		switch {
-		case ctx.Err() == context.Canceled:
-			unix.Close(fd)
-			return nil, opErr("", errCanceled)
-		case wait <= 0 || ctx.Err() != nil:
-			unix.Close(fd)
+		case ctx.Err() != nil:
+			rawClose(fd)
+			return nil, opErr("", ctxErr(ctx))
+		case wait <= 0:
+			rawClose(fd)
 			return nil, opErr("", os.ErrDeadlineExceeded)
 		}
 		n, err := unix.Poll(pfd, int(min(wait, 50*time.Millisecond)/time.Millisecond)+1)
@@ -263,19 +263,24 @@ func dialAddr(ctx context.Context, a netip.AddrPort, deadline time.Time, keepali
 			continue
 		}
 		if err != nil {
-			unix.Close(fd)
+			rawClose(fd)
 			return nil, opErr("poll", err)
 		}
-		soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-		if err == nil && soErr != 0 {
-			err = syscall.Errno(soErr)
-		}
-		if err != nil {
-			unix.Close(fd)
-			return nil, opErr("connect", err)
-		}
-		return newSock(fd, a), nil
+		return connected(fd, a, opErr)
 	}
+}
+
+// connected finishes a connect that poll saw done: SO_ERROR says how.
+func connected(fd int, a netip.AddrPort, opErr func(string, error) error) (*sock, error) {
+	soErr, err := rawSOError(fd)
+	if err == nil && soErr != 0 {
+		err = syscall.Errno(soErr)
+	}
+	if err != nil {
+		rawClose(fd)
+		return nil, opErr("connect", err)
+	}
+	return newSock(fd, a), nil
 }
 
 // The relay's syscalls never block (every fd is nonblocking), so they are
@@ -325,4 +330,80 @@ func errnoErr(e syscall.Errno) error {
 func rawEpollPoll(epfd int, evs []unix.EpollEvent) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
 	return errnoResult(r, e)
+}
+
+func rawAccept4(lfd int) (int, netip.AddrPort, error) {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)),
+		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, netip.AddrPort{}, e
+	}
+	return int(r), rawAddrPort(&rsa), nil
+}
+
+// rawAddrPort reads an IPv4 or IPv6 socket address (x/sys's parser asks the
+// kernel for the socket's protocol first: a syscall per accept).
+func rawAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), ntohs(a.Port))
+	case unix.AF_INET6:
+		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), ntohs(a.Port))
+	}
+	return netip.AddrPort{}
+}
+
+func ntohs(p uint16) uint16 { return p>>8 | p<<8 }
+
+func rawSocket(family int) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(family), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	return errnoResult(r, e)
+}
+
+func rawSetsockoptInt(fd, level, opt, v int) error {
+	x := int32(v)
+	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&x)), 4, 0)
+	return errnoErr(e)
+}
+
+func rawSOError(fd int) (int, error) {
+	var x int32
+	n := uint32(4)
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_ERROR,
+		uintptr(unsafe.Pointer(&x)), uintptr(unsafe.Pointer(&n)), 0)
+	return int(x), errnoErr(e)
+}
+
+// rawConnect starts a nonblocking connect to a.
+func rawConnect(fd int, a netip.AddrPort) error {
+	var ptr unsafe.Pointer
+	var size uintptr
+	var sa4 unix.RawSockaddrInet4
+	var sa6 unix.RawSockaddrInet6
+	if a.Addr().Is4() {
+		sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: ntohs(a.Port()), Addr: a.Addr().As4()}
+		ptr, size = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
+	} else {
+		sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: ntohs(a.Port()), Addr: a.Addr().As16()}
+		ptr, size = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(ptr), size)
+	return errnoErr(e)
+}
+
+// rawWritable: is fd writable right now (a connect done)? poll with no wait.
+func rawWritable(fd int) bool {
+	pfd := unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT}
+	var ts unix.Timespec
+	r, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	return e == 0 && r == 1
+}
+
+func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
+	return errnoErr(e)
 }
