@@ -20,6 +20,7 @@ type dir struct {
 	inPipe   int    // bytes in the pipe, not yet written to dst
 	pend     []byte // bytes read through user space, not yet written to dst
 	readable bool   // src signalled input and was not read to EAGAIN since
+	hup      bool   // src's peer signalled its end: a short read may not be the last one
 	eof      bool   // src reached EOF; dst gets it once the bytes before it are through
 	fin      bool
 }
@@ -50,10 +51,13 @@ func (p *pair) start() {
 // event: one of p's sockets signalled.
 func (l *loop) event(p *pair, upstream bool, ev uint32) {
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		d := &p.toUp
 		if upstream {
-			p.toClient.readable = true
-		} else {
-			p.toUp.readable = true
+			d = &p.toClient
+		}
+		d.readable = true
+		if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			d.hup = true
 		}
 	}
 	l.step(&p.toUp)
@@ -114,8 +118,14 @@ func (l *loop) step(d *dir) {
 		if !d.readable {
 			return
 		}
-		n, err := l.read(d, src)
+		n, short, err := l.read(d, src)
 		switch {
+		case short && !d.hup:
+			// Less than asked for: src is drained. Bytes that come later
+			// signal again (edge-triggered), so no read needs to find
+			// EAGAIN. Once the peer's end was signalled, that signal is
+			// spent: read on to the EOF.
+			d.readable = false
 		case err == unix.EAGAIN:
 			d.readable = false
 			if d.hasPipe {
@@ -133,31 +143,34 @@ func (l *loop) step(d *dir) {
 }
 
 // read takes what src has: into the replay window while it is open (toUp),
-// otherwise spliced into d's pipe. n 0 is EOF.
-func (l *loop) read(d *dir, src *sock) (int, error) {
+// otherwise spliced into d's pipe. n 0 is EOF; short is a read(2) of fewer
+// bytes than asked for, which TCP returns only once its queue is empty.
+func (l *loop) read(d *dir, src *sock) (n int, short bool, err error) {
 	p := d.p
 	if d == &p.toUp && p.replayOn {
 		n, err := readFD(src, l.buf)
 		if n > 0 {
 			l.keep(p, l.buf[:n])
 		}
-		return n, err
+		return n, n > 0 && n < len(l.buf), err
 	}
 	if !d.hasPipe {
 		pp, err := l.getPipe()
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		d.pipe, d.hasPipe = pp, true
 	}
-	n, err := spliceIn(src, d)
+	n, err = spliceIn(src, d)
 	if n > 0 {
 		d.inPipe = n
 		if d == &p.toClient {
 			l.spoke(p)
 		}
 	}
-	return n, err
+	// A short splice says nothing: it stops when the pipe runs out of
+	// slots, which many small segments do well before its byte capacity.
+	return n, false, err
 }
 
 // keep adds the client's bytes to the replay window, or closes the window
@@ -351,7 +364,7 @@ func (l *loop) swap(p *pair, c *sock, d time.Duration) {
 		return
 	}
 	p.toUp.pend, p.eng.written = replay, 0
-	p.toClient.readable, p.toClient.eof = false, false
+	p.toClient.readable, p.toClient.eof, p.toClient.hup = false, false, false
 	if p.toUp.fin { // the client's EOF came: pass it on after the replay
 		p.toUp.fin, p.toUp.eof = false, true
 	}
