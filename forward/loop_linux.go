@@ -14,14 +14,13 @@ import (
 // The event loop: one goroutine relays every pair. Both sockets of a pair
 // sit in the loop's epoll set, edge-triggered for reading and writing, from
 // the pair's start to its end, so relaying costs no goroutine, no park or
-// wake-up, no deadline and no epoll_ctl per chunk: a short connection costs
-// about a quarter less CPU than a goroutine per direction (see README). An
-// idle pair holds its two sockets and its struct, nothing else.
+// wake-up, no deadline and no epoll_ctl per chunk. An idle pair holds its
+// two sockets and its struct, nothing else.
 //
-// The sockets stay *net.TCPConn, owned by Go: the loop reaches their fds
-// only through RawConn.Control, which holds Go's reference, so a Close from
-// another goroutine (an abort, the idle timer, Shutdown) can never let an fd
-// number be reused under the loop.
+// The sockets are the forwarder's own (sock, in sock_linux.go), never in Go's
+// netpoller: the loop reaches an fd only under its sock's lock, so a Close
+// from another goroutine (an abort, the idle timer, Shutdown) can never let an
+// fd number be reused under the loop.
 
 // startsInline: starting a pair only registers it with the loop, so the
 // accept loop starts one itself when a warm upstream is at hand.

@@ -11,9 +11,9 @@ import (
 	"github.com/warmport/warmport/pool"
 )
 
-// pair is one client and its upstream while bytes flow between them. Each
-// direction runs in a goroutine only while it has work (clientToUpstream,
-// upstreamToClient); an idle one parks (see parkAfter).
+// pair is one client and its upstream while bytes flow between them. The
+// relay engine moves the bytes: the event loop on Linux (relay_linux.go),
+// a goroutine per direction elsewhere (relay.go).
 type pair struct {
 	f       *Forwarder
 	id      uint64

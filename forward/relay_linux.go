@@ -265,8 +265,8 @@ func (l *loop) ended(d *dir) {
 	l.finished(p)
 }
 
-// interrupt stops upstreamToClient between chunks for the recycle the
-// client's clean close asked for.
+// interrupt stops the upstream->client direction between chunks, for the
+// recycle the client's clean close asked for.
 func (l *loop) interrupt(p *pair) {
 	p.stopRecycling()
 	p.toClient.fin = true
