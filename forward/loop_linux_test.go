@@ -102,6 +102,23 @@ func TestLoopDial(t *testing.T) {
 		t.Logf("no IPv6 loopback here (%v): IPv6 dial not tried", err)
 	}
 
+	// A client on IPv6 loopback: the record says where it came from.
+	if ln, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		ln.Close()
+		f, err := New(Config{Local: "[::1]:0", Remote: up.addr(), Pool: pool.Options{Warm: 0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go f.Serve(context.Background())
+		if got, err := echoOnce(f.Addr().String(), "c6"); err != nil || got != "c6" {
+			t.Fatalf("client on [::1]: %q, %v", got, err)
+		}
+		sum := f.Shutdown(context.Background())
+		if r := sum.Connections; len(r) != 1 || !strings.HasPrefix(r[0].Client, "[::1]:") {
+			t.Fatalf("records %+v; want one from [::1]", r)
+		}
+	}
+
 	dead := net.JoinHostPort("127.0.0.1", freePort(t))
 	f, err := New(Config{Local: "127.0.0.1:0", Remote: dead, Pool: pool.Options{Warm: 0}})
 	if err != nil {

@@ -381,3 +381,40 @@ func TestRelayFirstBytesThenEOF(t *testing.T) {
 		t.Fatalf("%d pooled buffers not given back after the connections ended", n)
 	}
 }
+
+// A client that reads slowly makes the forwarder wait on it with bytes in
+// hand, in both directions at once, and still gets every byte in order.
+func TestRelaySlowReader(t *testing.T) {
+	up := startUpstream(t, echo)
+	_, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 1}})
+	c := dial(t, addr)
+	const size = 8 << 20
+	msg := pattern([]byte("slow"), size)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(msg)
+		c.CloseWrite()
+		errc <- err
+	}()
+	got := make([]byte, 0, size)
+	buf := make([]byte, 64<<10)
+	for i := 0; ; i++ {
+		if i%8 == 0 {
+			time.Sleep(2 * time.Millisecond) // let the socket buffers and the pipe fill up
+		}
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", len(got), err)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("got %d bytes, intact %v; want the %d sent", len(got), bytes.Equal(got, msg), size)
+	}
+}
