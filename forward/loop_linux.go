@@ -56,7 +56,10 @@ type loop struct {
 }
 
 // lpipe is a pipe that splices bytes through the kernel.
-type lpipe struct{ r, w int }
+type lpipe struct {
+	r, w  int
+	slots int // buffers the pipe holds: a splice into it stops when they run out
+}
 
 // keepPipes bounds the empty pipes kept for reuse.
 const keepPipes = 32
@@ -255,8 +258,11 @@ func (l *loop) getPipe() (lpipe, error) {
 	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return lpipe{}, fmt.Errorf("pipe: %w", err)
 	}
-	unix.FcntlInt(uintptr(fds[0]), unix.F_SETPIPE_SZ, pipeSize) // smaller works too, with more splices
-	return lpipe{r: fds[0], w: fds[1]}, nil
+	size, err := unix.FcntlInt(uintptr(fds[0]), unix.F_SETPIPE_SZ, pipeSize)
+	if err != nil { // smaller works too, with more splices
+		size, _ = unix.FcntlInt(uintptr(fds[0]), unix.F_GETPIPE_SZ, 0)
+	}
+	return lpipe{r: fds[0], w: fds[1], slots: size / os.Getpagesize()}, nil
 }
 
 // putPipe takes back a pipe; one still holding bytes is closed.

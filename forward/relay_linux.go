@@ -143,8 +143,9 @@ func (l *loop) step(d *dir) {
 }
 
 // read takes what src has: into the replay window while it is open (toUp),
-// otherwise spliced into d's pipe. n 0 is EOF; short is a read(2) of fewer
-// bytes than asked for, which TCP returns only once its queue is empty.
+// otherwise spliced into d's pipe. n 0 is EOF; short says the socket's queue
+// is empty: a read(2) of fewer bytes than asked for, or a splice of fewer
+// bytes than the pipe has buffers.
 func (l *loop) read(d *dir, src *sock) (n int, short bool, err error) {
 	p := d.p
 	if d == &p.toUp && p.replayOn {
@@ -168,9 +169,10 @@ func (l *loop) read(d *dir, src *sock) (n int, short bool, err error) {
 			l.spoke(p)
 		}
 	}
-	// A short splice says nothing: it stops when the pipe runs out of
-	// slots, which many small segments do well before its byte capacity.
-	return n, false, err
+	// A splice stops early when the pipe runs out of buffers, which many
+	// small segments do long before its byte capacity; each buffer holds at
+	// least a byte, so fewer bytes than buffers means the socket ran dry.
+	return n, n > 0 && n < d.pipe.slots, err
 }
 
 // keep adds the client's bytes to the replay window, or closes the window
