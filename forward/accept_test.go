@@ -25,7 +25,6 @@ func TestMain(m *testing.M) {
 		os.Exit(emfileForwarder(remote))
 	}
 	engineTestSetup()
-	bufsOut = func(delta int) { bufsHeld.Add(int64(delta)) }
 	os.Exit(m.Run())
 }
 

@@ -305,13 +305,6 @@ func (f *Forwarder) relay(p *pair, up *sock, src pool.Source) {
 	p.start()
 }
 
-// complete runs once both directions of p are done: it recycles or closes
-// the upstream; finish closes the client and records the connection.
-func (f *Forwarder) complete(p *pair) {
-	f.releaseUpstream(p)
-	f.finish(p)
-}
-
 // releaseUpstream stops p's idle timer and recycles or closes its upstream.
 func (f *Forwarder) releaseUpstream(p *pair) {
 	if t := p.idle.Load(); t != nil {

@@ -15,7 +15,8 @@ import (
 	"github.com/warmport/warmport/pool"
 )
 
-// engineTestSetup: the event loop has no test knobs.
+// engineTestSetup: the event loop has no test knobs, and reads the replay
+// window into a buffer of its own, so bufsHeld stays 0.
 func engineTestSetup() {}
 
 // Idle pairs cost the loop no goroutine at all, and come back to life in

@@ -22,8 +22,7 @@ type pair struct {
 	upAddr  string
 
 	toUp, toClient dir
-	eng            pairEngine   // the relay engine's own state of the pair
-	ended          atomic.Int32 // directions finished
+	eng            pairEngine // the relay engine's own state of the pair
 
 	upstream atomic.Pointer[sock] // swapped only by a replay redial
 	up, down atomic.Int64         // bytes client->upstream, upstream->client
@@ -47,29 +46,9 @@ type pair struct {
 }
 
 // bufSize is the buffer for a chunk read through user space: the client's
-// first bytes while they are kept for a replay (and, where there is no
-// splice, every chunk). Everything else splices.
+// first bytes while they are kept for a replay (and, in the goroutine relay
+// where there is no splice, every chunk). Everything else splices.
 const bufSize = 16 << 10
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
-
-// bufsOut, if set (tests only, before any forwarder starts), sees every
-// buffer taken (+1) and given back (-1).
-var bufsOut func(delta int)
-
-func getBuf() *[]byte {
-	if bufsOut != nil {
-		bufsOut(1)
-	}
-	return bufPool.Get().(*[]byte)
-}
-
-func putBuf(b *[]byte) {
-	if bufsOut != nil {
-		bufsOut(-1)
-	}
-	bufPool.Put(b)
-}
 
 func (p *pair) count(pairCtr, total *atomic.Int64, n int64) {
 	if n <= 0 {
@@ -90,19 +69,6 @@ func (p *pair) count(pairCtr, total *atomic.Int64, n int64) {
 // handshake or first request, small enough to cost nothing worth mentioning.
 const replayMax = 64 << 10
 
-func (p *pair) replaying() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.replayOn
-}
-
-// spoke ends the replay window: the upstream answered, so it was alive.
-func (p *pair) spoke() {
-	p.mu.Lock()
-	p.replayOn, p.replay = false, nil
-	p.mu.Unlock()
-}
-
 // shouldRedial: a pooled upstream that ended before its first byte, while
 // the client's first bytes are still kept, is replaced once.
 func (p *pair) shouldRedial(err error) bool {
@@ -112,12 +78,6 @@ func (p *pair) shouldRedial(err error) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.replayOn && !p.recycling && !p.redialed
-}
-
-func (p *pair) isRecycling() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.recycling
 }
 
 // stopRecycling notes that upstreamToClient stopped cleanly between chunks

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -80,7 +81,7 @@ func (d *dir) done() bool { return d.state.Load() == dirDone }
 // finish marks d done; the second direction to finish completes the pair.
 func (d *dir) finish() {
 	d.state.Store(dirDone)
-	if d.p.ended.Add(1) == 2 {
+	if d.p.eng.ended.Add(1) == 2 {
 		d.p.f.complete(d.p)
 	}
 }
@@ -306,8 +307,10 @@ func (p *pair) wake() {
 	p.toClient.resume()
 }
 
-// pairEngine: the goroutine relay keeps its state in the directions.
-type pairEngine struct{}
+// pairEngine: the goroutine relay keeps most of its state in the directions.
+type pairEngine struct {
+	ended atomic.Int32 // directions finished
+}
 
 // sock is a connection as this engine relays it: Go's own.
 type sock = net.TCPConn
@@ -329,4 +332,50 @@ func (f *Forwarder) dialUpstream(ctx context.Context) (*sock, error) {
 		return nil, err
 	}
 	return c.(*net.TCPConn), nil
+}
+
+// complete runs once both directions of p are done: it recycles or closes
+// the upstream; finish closes the client and records the connection.
+func (f *Forwarder) complete(p *pair) {
+	f.releaseUpstream(p)
+	f.finish(p)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// bufsOut, if set (tests only, before any forwarder starts), sees every
+// buffer taken (+1) and given back (-1).
+var bufsOut func(delta int)
+
+func getBuf() *[]byte {
+	if bufsOut != nil {
+		bufsOut(1)
+	}
+	return bufPool.Get().(*[]byte)
+}
+
+func putBuf(b *[]byte) {
+	if bufsOut != nil {
+		bufsOut(-1)
+	}
+	bufPool.Put(b)
+}
+
+func (p *pair) replaying() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.replayOn
+}
+
+// spoke ends the replay window: the upstream answered, so it was alive.
+func (p *pair) spoke() {
+	p.mu.Lock()
+	p.replayOn, p.replay = false, nil
+	p.mu.Unlock()
+}
+
+func (p *pair) isRecycling() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.recycling
 }

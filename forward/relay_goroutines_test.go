@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// engineTestSetup reads the goroutine relay's test knobs from the
-// environment.
+// engineTestSetup counts the relay's pooled buffers (bufsHeld) and reads
+// its test knobs from the environment.
 func engineTestSetup() {
+	bufsOut = func(delta int) { bufsHeld.Add(int64(delta)) }
 	// WARMPORT_TEST_PARK_AFTER=1ms runs every test with directions parking
 	// almost at once: a stress of every path through park and resume.
 	if d, err := time.ParseDuration(os.Getenv("WARMPORT_TEST_PARK_AFTER")); err == nil {
