@@ -407,57 +407,21 @@ func (l *loop) finished(p *pair) {
 	l.done.push(p)
 }
 
-// The syscalls, each made while Go holds the socket open (control). EINTR
+// The relay's syscalls, each made under the socket's lock (sock.io). EINTR
 // is retried; EAGAIN is returned as is.
 
-func spliceIn(src *sock, d *dir) (n int, err error) {
-	err = src.do(func(fd int) error {
-		for {
-			m, err := rawSplice(fd, d.pipe.w, pipeSize)
-			if err != unix.EINTR {
-				n = int(m)
-				return err
-			}
-		}
-	})
-	return n, err
+func spliceIn(src *sock, d *dir) (int, error) {
+	return src.io(func(fd int) (int, error) { return rawSplice(fd, d.pipe.w, pipeSize) })
 }
 
-func spliceOut(d *dir, dst *sock) (n int, err error) {
-	err = dst.do(func(fd int) error {
-		for {
-			m, err := rawSplice(d.pipe.r, fd, d.inPipe)
-			if err != unix.EINTR {
-				n = int(m)
-				return err
-			}
-		}
-	})
-	return n, err
+func spliceOut(d *dir, dst *sock) (int, error) {
+	return dst.io(func(fd int) (int, error) { return rawSplice(d.pipe.r, fd, d.inPipe) })
 }
 
-func readFD(c *sock, b []byte) (n int, err error) {
-	err = c.do(func(fd int) error {
-		for {
-			m, err := rawRead(fd, b)
-			if err != unix.EINTR {
-				n = max(m, 0)
-				return err
-			}
-		}
-	})
-	return n, err
+func readFD(c *sock, b []byte) (int, error) {
+	return c.io(func(fd int) (int, error) { return rawRead(fd, b) })
 }
 
-func writeFD(c *sock, b []byte) (n int, err error) {
-	err = c.do(func(fd int) error {
-		for {
-			m, err := rawWrite(fd, b)
-			if err != unix.EINTR {
-				n = max(m, 0)
-				return err
-			}
-		}
-	})
-	return n, err
+func writeFD(c *sock, b []byte) (int, error) {
+	return c.io(func(fd int) (int, error) { return rawWrite(fd, b) })
 }

@@ -41,6 +41,22 @@ func (s *sock) do(op func(fd int) error) error {
 	return op(s.fd)
 }
 
+// io runs a read or write op on the fd, unless the socket is closed,
+// retrying it when a signal cut it short (EINTR); n is never negative.
+func (s *sock) io(op func(fd int) (int, error)) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fd < 0 {
+		return 0, net.ErrClosed
+	}
+	for {
+		n, err := op(s.fd)
+		if err != unix.EINTR {
+			return max(n, 0), err
+		}
+	}
+}
+
 // Close closes the socket (which takes it out of the epoll set); later
 // calls return net.ErrClosed.
 func (s *sock) Close() error {
