@@ -319,7 +319,8 @@ func openOne(addr string) (net.Conn, error) {
 	}
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	var b [1]byte
-	if _, err := c.Write([]byte{'i'}); err == nil {
+	_, err = c.Write([]byte{'i'})
+	if err == nil {
 		_, err = io.ReadFull(c, b[:])
 	}
 	if err != nil {
