@@ -268,6 +268,7 @@ func (f *Forwarder) start(c *sock) {
 	f.pairs.Add(1)
 	if startsInline { // a warm upstream at hand: no dial, no goroutine
 		if up, src, ok := f.pool.TryGet(); ok {
+			p.dial = time.Since(p.started) // the probe: what dial_ms says for a warm one
 			f.relay(p, up, src)
 			return
 		}
