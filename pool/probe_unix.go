@@ -63,13 +63,3 @@ func (pr *peeker) check(fd uintptr) bool {
 	}
 	return true
 }
-
-// recvPeek peeks at fd without blocking, retrying if a signal interrupted it.
-func recvPeek(fd int, b []byte) (n int, err error) {
-	for {
-		n, _, err = unix.Recvfrom(fd, b, unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		if err != unix.EINTR {
-			return n, err
-		}
-	}
-}
