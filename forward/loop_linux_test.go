@@ -5,12 +5,17 @@ package forward
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/warmport/warmport/pool"
 )
@@ -148,4 +153,96 @@ func freePort(t *testing.T) string {
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
+}
+
+// A handshake that does not finish at once (the listener's accept queue is
+// full, so its SYNs are dropped): the dialer waits in poll, gives up at its
+// deadline with Go's words, and otherwise connects once the listener makes
+// room and the SYN is sent again (about a second later).
+func TestLoopDialSlowHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	rc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) { err = unix.Listen(int(fd), 0) }) // queue one, drop SYNs after
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fill the queue: dial until a handshake stalls.
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 100*time.Millisecond)
+		if err != nil {
+			break
+		}
+		defer c.Close()
+		if i == 8 {
+			t.Skip("the listener never stopped answering SYNs; no slow handshake to test")
+		}
+	}
+
+	f, err := New(Config{Local: "127.0.0.1:0", Remote: ln.Addr().String(), DialTimeout: 150 * time.Millisecond, Pool: pool.Options{Warm: 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Shutdown(context.Background())
+	start := time.Now()
+	_, err = f.dialUpstream(context.Background())
+	want := "dial tcp " + ln.Addr().String() + ": i/o timeout"
+	if err == nil || err.Error() != want {
+		t.Fatalf("dial a listener that drops SYNs: %v; want %q", err, want)
+	}
+	if waited := time.Since(start); waited < 150*time.Millisecond {
+		t.Fatalf("gave up after %v, before the 150ms dial timeout", waited)
+	}
+
+	f.cfg.DialTimeout = testTimeout
+	type result struct {
+		c   *sock
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := f.dialUpstream(context.Background())
+		done <- result{c, err}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	eventually(t, "the dial's SYN to be dropped", func() bool { return synSent(t, port) > 0 })
+	go func() { // make room in the queue: the SYN sent again is answered
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("dial once the listener makes room: %v", r.err)
+	}
+	r.c.Close()
+}
+
+// synSent counts this host's IPv4 sockets in SYN_SENT to port.
+func synSent(t *testing.T, port string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(port)
+	remote := fmt.Sprintf(":%04X", p)
+	n := 0
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 3 && strings.HasSuffix(f[2], remote) && f[3] == "02" {
+			n++
+		}
+	}
+	return n
 }

@@ -258,10 +258,17 @@ func dialAddr(ctx context.Context, a netip.AddrPort, deadline time.Time, keepali
 		rawClose(fd)
 		return nil, opErr("connect", err)
 	}
-	// On loopback the handshake is usually over by now: look without
-	// waiting first, then wait in poll.
-	if rawWritable(fd) {
-		return connected(fd, a, opErr)
+	// On loopback the handshake is usually over by now. A second connect
+	// says so in one syscall without waiting (a poll and SO_ERROR take two):
+	// 0 once established, EALREADY while the handshake is on, the failure
+	// (ECONNREFUSED) otherwise. Only a handshake still on waits in poll.
+	switch err := rawConnect(fd, a); err {
+	case nil, unix.EISCONN:
+		return newSock(fd, a), nil
+	case unix.EALREADY, unix.EINPROGRESS, unix.EINTR:
+	default:
+		rawClose(fd)
+		return nil, opErr("connect", err)
 	}
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
 	for {
