@@ -295,7 +295,7 @@ func (f *Forwarder) handle(p *pair) {
 
 // relay starts relaying p with upstream up.
 func (f *Forwarder) relay(p *pair, up *sock, src pool.Source) {
-	p.source, p.upAddr = src, up.RemoteAddr().String()
+	p.source, p.upAddr = src, remoteAddr(up)
 	p.replayOn = src != pool.Cold
 	p.upstream.Store(up)
 	if p.aborted.Load() { // shutdown came during the dial
@@ -328,7 +328,7 @@ func (f *Forwarder) finish(p *pair) {
 	reason, err := p.outcome()
 	rec := Record{
 		ID:         p.id,
-		Client:     p.client.RemoteAddr().String(),
+		Client:     remoteAddr(p.client),
 		Upstream:   p.upAddr,
 		Source:     p.source.String(),
 		DialMS:     ms(p.dial),

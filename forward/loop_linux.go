@@ -4,8 +4,10 @@ package forward
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +33,14 @@ type engine struct {
 	loop   *loop
 	lnFile *os.File        // the listener's duplicate that accept reads
 	lnRC   syscall.RawConn // lnFile's
+	// literal is REMOTE's address once parsed, if it is an IP literal.
+	literal atomic.Pointer[[]netip.AddrPort]
+	// accept's: what acceptOnce found, and acceptOnce as a func value made
+	// once (a closure per call would cost allocations per client).
+	accepted   int
+	acceptAddr netip.AddrPort
+	acceptErr  error
+	acceptFn   func(fd uintptr) bool
 }
 
 // loop is the epoll set and everything only its goroutine touches.
@@ -49,10 +59,14 @@ type loop struct {
 	closing bool
 
 	// The loop goroutine's own.
-	pipes []lpipe  // empty pipes, ready for the next splice
-	buf   []byte   // the replay window's reads
-	evs   []*pair  // this batch's pairs
-	done  finisher // records completed pairs outside the loop
+	pipes  []lpipe            // empty pipes, ready for the next splice
+	buf    []byte             // the replay window's reads
+	evs    []*pair            // this batch's pairs
+	events []unix.EpollEvent  // this batch's events
+	nev    int                // how many, from waitOnce
+	werr   error              // waitOnce's error
+	waitFn func(uintptr) bool // waitOnce, made once: a closure per wait allocates
+	done   finisher           // records completed pairs outside the loop
 }
 
 // lpipe is a pipe that splices bytes through the kernel.
@@ -186,24 +200,18 @@ func (l *loop) addSocket(p *pair, upstream bool) error {
 func (l *loop) run() {
 	defer l.wg.Done()
 	growStack()
-	events := make([]unix.EpollEvent, 256)
+	l.events = make([]unix.EpollEvent, 256)
+	events := l.events
 	l.evs = make([]*pair, len(events))
+	l.waitFn = l.waitOnce
 	for {
 		// Wait in Go's netpoller, where the epoll fd itself is registered:
 		// a goroutine blocked in epoll_wait would hold a thread that sysmon
 		// keeps taking the P from, and wake-ups would cost a hand-off each.
-		var n int
-		var werr error
-		err := l.rc.Read(func(fd uintptr) bool {
-			for {
-				n, werr = rawEpollPoll(int(fd), events)
-				if werr != unix.EINTR {
-					return n > 0 || werr != nil
-				}
-			}
-		})
+		err := l.rc.Read(l.waitFn)
+		n := l.nev
 		if err == nil {
-			err = werr
+			err = l.werr
 		}
 		if err != nil {
 			panic(fmt.Sprintf("warmport: epoll_wait: %v", err)) // EBADF, EFAULT, EINVAL: a bug of ours
@@ -228,6 +236,17 @@ func (l *loop) run() {
 		}
 		if woken && l.drainPosts() {
 			return
+		}
+	}
+}
+
+// waitOnce takes the events ready on the epoll fd; false (wait in the
+// netpoller) when there are none.
+func (l *loop) waitOnce(fd uintptr) bool {
+	for {
+		l.nev, l.werr = rawEpollPoll(int(fd), l.events)
+		if l.werr != unix.EINTR {
+			return l.nev > 0 || l.werr != nil
 		}
 	}
 }

@@ -125,6 +125,25 @@ func TestLoopDial(t *testing.T) {
 		}
 	}
 
+	// An IPv4 client of a dual-stack listener comes as an IPv4-mapped
+	// address; the record shows it as IPv4, as net.TCPAddr would.
+	if ln, err := net.Listen("tcp", "[::]:0"); err == nil {
+		ln.Close()
+		f, err := New(Config{Local: "[::]:0", Remote: up.addr(), Pool: pool.Options{Warm: 0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go f.Serve(context.Background())
+		_, port, _ := net.SplitHostPort(f.Addr().String())
+		if got, err := echoOnce("127.0.0.1:"+port, "c4"); err != nil || got != "c4" {
+			t.Fatalf("IPv4 client on [::]: %q, %v", got, err)
+		}
+		sum := f.Shutdown(context.Background())
+		if r := sum.Connections; len(r) != 1 || !strings.HasPrefix(r[0].Client, "127.0.0.1:") {
+			t.Fatalf("records %+v; want one from 127.0.0.1", r)
+		}
+	}
+
 	dead := net.JoinHostPort("127.0.0.1", freePort(t))
 	f, err := New(Config{Local: "127.0.0.1:0", Remote: dead, Pool: pool.Options{Warm: 0}})
 	if err != nil {

@@ -317,6 +317,9 @@ type sock = net.TCPConn
 
 func (f *Forwarder) accept() (*sock, error) { return f.ln.AcceptTCP() }
 
+// remoteAddr is c's peer as its record shows it.
+func remoteAddr(c *sock) string { return c.RemoteAddr().String() }
+
 // startsInline: start, here, relays in the calling goroutine, so the accept
 // loop never starts a pair itself.
 const startsInline = false

@@ -77,6 +77,12 @@ func (s *sock) CloseWrite() error {
 
 func (s *sock) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(s.raddr) }
 
+// remoteAddr is c's peer as its record shows it, as net.TCPAddr.String
+// would put it (an IPv4-mapped address as IPv4) in one allocation, not four.
+func remoteAddr(c *sock) string {
+	return netip.AddrPortFrom(c.raddr.Addr().Unmap(), c.raddr.Port()).String()
+}
+
 // SetDeadline does nothing: the fd is nonblocking and nothing waits on it
 // but the loop. It is here for the pool.
 func (s *sock) SetDeadline(time.Time) error { return nil }
@@ -106,25 +112,28 @@ func (r *sockRaw) Write(f func(fd uintptr) bool) error { return r.Read(f) }
 // while there is none. It accepts on a duplicate of the listener's fd: Go
 // offers no raw reads on a listener itself.
 func (f *Forwarder) accept() (*sock, error) {
-	var nfd int
-	var raddr netip.AddrPort
-	var opErr error
-	err := f.lnRC.Read(func(fd uintptr) bool {
-		for {
-			nfd, raddr, opErr = rawAccept4(int(fd))
-			if opErr != unix.EINTR {
-				return opErr != unix.EAGAIN
-			}
-		}
-	})
+	if f.acceptFn == nil {
+		f.acceptFn = f.acceptOnce
+	}
+	err := f.lnRC.Read(f.acceptFn)
 	if err != nil {
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: f.Addr(), Err: err}
 	}
-	if opErr != nil {
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: f.Addr(), Err: os.NewSyscallError("accept4", opErr)}
+	if f.acceptErr != nil {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: f.Addr(), Err: os.NewSyscallError("accept4", f.acceptErr)}
 	}
-	setSockopts(nfd, keepAlive(f.cfg.Local) >= 0)
-	return newSock(nfd, raddr), nil
+	setSockopts(f.accepted, keepAlive(f.cfg.Local) >= 0)
+	return newSock(f.accepted, f.acceptAddr), nil
+}
+
+// acceptOnce accepts on fd; false (wait) while no client is there.
+func (f *Forwarder) acceptOnce(fd uintptr) bool {
+	for {
+		f.accepted, f.acceptAddr, f.acceptErr = rawAccept4(int(fd))
+		if f.acceptErr != unix.EINTR {
+			return f.acceptErr != unix.EAGAIN
+		}
+	}
 }
 
 // openAccept opens the duplicate of the listener that accept reads.
@@ -205,9 +214,13 @@ func (f *Forwarder) dialUpstream(ctx context.Context) (*sock, error) {
 	return nil, first
 }
 
-// resolve returns REMOTE's addresses: an IP literal as is, a name looked up
-// on every dial, as Go's Dialer does.
+// resolve returns REMOTE's addresses: an IP literal as is (parsed once), a
+// name looked up on every dial, as Go's Dialer does. Callers only read the
+// slice.
 func (f *Forwarder) resolve(ctx context.Context) ([]netip.AddrPort, error) {
+	if lit := f.literal.Load(); lit != nil {
+		return *lit, nil
+	}
 	host, portStr, err := net.SplitHostPort(f.cfg.Remote)
 	if err != nil {
 		return nil, err
@@ -217,7 +230,9 @@ func (f *Forwarder) resolve(ctx context.Context) ([]netip.AddrPort, error) {
 		return nil, err
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		return []netip.AddrPort{netip.AddrPortFrom(ip, uint16(port))}, nil
+		lit := []netip.AddrPort{netip.AddrPortFrom(ip, uint16(port))}
+		f.literal.Store(&lit)
+		return lit, nil
 	}
 	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
