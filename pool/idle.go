@@ -99,24 +99,37 @@ func (p *Pool[C]) refill() {
 }
 
 // refillLocked starts one background dial for each connection missing to
-// have Warm idle or being dialed. It does nothing after Close, or after a
-// background dial failed (until the next Get clears p.failed).
+// have Warm idle or being dialed: a waiting dialer takes it, or a new one
+// starts. It does nothing after Close, or after a background dial failed
+// (until the next Get clears p.failed).
 func (p *Pool[C]) refillLocked() {
 	if p.closed || p.failed {
 		return
 	}
 	for n := p.idle.Len() + p.dialing; n < p.warm; n++ {
 		p.dialing++
+		if p.waiting > 0 {
+			p.waiting--
+			p.work <- struct{}{} // never blocks: there are at most Warm dialers
+			continue
+		}
 		p.wg.Add(1)
 		go p.dialIdle()
 	}
 }
 
+// dialerLinger is how long a background dialer with nothing to dial waits
+// for more before it exits.
+const dialerLinger = 5 * time.Second
+
 // dialIdle dials connections for the idle set, with the pool's context, for
-// as long as some are missing: one goroutine dialing in a row costs less than
-// a goroutine per dial. refillLocked counted it in p.dialing and p.wg.
+// as long as some are missing, then waits a while for more (waitWork): under
+// a steady load of borrows, one dialer that stays costs less than a
+// goroutine per refill, whose stack grows from scratch each time.
+// refillLocked counted it in p.dialing and p.wg.
 func (p *Pool[C]) dialIdle() {
 	defer p.wg.Done()
+	var linger *time.Timer
 	for {
 		c, _, err := p.dialOnce(p.ctx)
 		p.mu.Lock()
@@ -131,14 +144,46 @@ func (p *Pool[C]) dialIdle() {
 		// Still short, counting the other dials in flight: go on, and
 		// stay counted in p.dialing.
 		again := !p.closed && !p.failed && p.idle.Len()+p.dialing-1 < p.warm
+		stay := !again && !p.closed
 		if !again {
 			p.dialing--
 		}
+		if stay {
+			p.waiting++
+		}
 		p.unlock()
-		if !again {
+		if !again && !(stay && p.waitWork(&linger)) {
 			return
 		}
 	}
+}
+
+// waitWork waits, counted in p.waiting, until refillLocked hands this dialer
+// a dial (true), or dialerLinger passes or the pool closes first (false).
+func (p *Pool[C]) waitWork(linger **time.Timer) bool {
+	if *linger == nil {
+		*linger = time.NewTimer(dialerLinger)
+	} else {
+		(*linger).Reset(dialerLinger)
+	}
+	select {
+	case <-p.work:
+		return true
+	case <-(*linger).C:
+	case <-p.ctx.Done():
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.work: // handed a dial as it gave up: the dial is its own
+		if !p.closed {
+			return true
+		}
+		p.dialing--
+	default:
+		p.waiting--
+	}
+	return false
 }
 
 // reaper closes idle connections when their deadline passes. It sleeps on a

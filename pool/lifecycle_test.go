@@ -184,3 +184,46 @@ func TestAfterClose(t *testing.T) {
 		t.Fatalf("Idle, dialing, Dials: got %d, %d, %d; want 0, 0, 2", s.Idle, dialingNow(p), s.Dials)
 	}
 }
+
+// A background dialer with nothing left to dial waits for the next refill
+// instead of exiting: under a steady run of borrows one goroutine does every
+// dial. Close wakes a waiting dialer at once, not after dialerLinger.
+func TestDialerWaitsForWork(t *testing.T) {
+	u := startUpstream(t, echo)
+	p, err := New(Config[*net.TCPConn]{Dial: u.dial, Warm: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() int { p.mu.Lock(); defer p.mu.Unlock(); return p.waiting }
+	waitIdle(t, p, 1)
+	waitFor(t, "the dialer to wait for work", func() bool { return waiting() == 1 })
+	for i := range 20 {
+		c, src, ok := p.TryGet()
+		if !ok || src != Warm {
+			t.Fatalf("borrow %d: ok %v, source %v; want a warm one", i, ok, src)
+		}
+		c.Close()
+		waitIdle(t, p, 1)
+		waitFor(t, "the dialer to wait again", func() bool { return waiting() > 0 })
+		if n := dialers(); n != 1 {
+			t.Fatalf("borrow %d: %d background dialers; want the one", i, n)
+		}
+	}
+	if d := p.Stats().Dials; d != 21 {
+		t.Fatalf("dials: got %d; want 21 (one, then one per borrow)", d)
+	}
+	start := time.Now()
+	p.Close()
+	if waited := time.Since(start); waited >= dialerLinger {
+		t.Fatalf("Close took %v: it waited out the dialer's linger", waited)
+	}
+	if got := waiting(); got != 0 {
+		t.Fatalf("waiting dialers after Close: %d; want 0", got)
+	}
+}
+
+// dialers counts the goroutines in dialIdle.
+func dialers() int {
+	buf := make([]byte, 1<<20)
+	return strings.Count(string(buf[:runtime.Stack(buf, true)]), ").dialIdle(")
+}

@@ -143,12 +143,14 @@ type Pool[C Conn] struct {
 	mu      sync.Mutex
 	idle    *simplelru.LRU[uint64, *idleConn[C]] // newest at the front
 	nextID  uint64
-	dialing int       // background dials in flight
-	failed  bool      // a background dial failed: no refill until the next Get
-	closed  bool      // Close was called
-	lastGet time.Time // last Get; zero before the first one
-	reapAt  time.Time // what the reaper's timer waits for; zero if nothing
-	doomed  []C       // to close once mu is released (see unlock)
+	dialing int           // background dials in flight
+	waiting int           // background dialers waiting for work (see waitWork)
+	work    chan struct{} // hands a waiting dialer a dial; room for Warm
+	failed  bool          // a background dial failed: no refill until the next Get
+	closed  bool          // Close was called
+	lastGet time.Time     // last Get; zero before the first one
+	reapAt  time.Time     // what the reaper's timer waits for; zero if nothing
+	doomed  []C           // to close once mu is released (see unlock)
 
 	hits, misses, stale, evicted, expired, reused, dials atomic.Uint64
 }
@@ -176,6 +178,7 @@ func New[C Conn](cfg Config[C]) (*Pool[C], error) {
 		ctx:    ctx,
 		cancel: cancel,
 		wake:   make(chan struct{}, 1),
+		work:   make(chan struct{}, cfg.Warm),
 	}
 	idle, err := simplelru.NewLRU(cfg.max(), p.evictLocked)
 	if err != nil {
