@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,15 +180,8 @@ func freePort(t *testing.T) string {
 // deadline with Go's words, and otherwise connects once the listener makes
 // room and the SYN is sent again (about a second later).
 func TestLoopDialSlowHandshake(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	rc, err := ln.(*net.TCPListener).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, rc := listenRaw(t)
+	var err error
 	rc.Control(func(fd uintptr) { err = unix.Listen(int(fd), 0) }) // queue one, drop SYNs after
 	if err != nil {
 		t.Fatal(err)
@@ -264,4 +258,84 @@ func synSent(t *testing.T, port string) int {
 		}
 	}
 	return n
+}
+
+// An accepted socket takes TCP_NODELAY and the keepalive settings from the
+// listener, which is where openAccept sets them, once.
+func TestAcceptInheritsSockopts(t *testing.T) {
+	get := func(fd, level, opt int) int {
+		v, err := unix.GetsockoptInt(fd, level, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, keepalive := range []bool{false, true} {
+		ln, rc := listenRaw(t)
+		rc.Control(func(fd uintptr) { setSockopts(int(fd), keepalive) })
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var nfd int
+		rc.Control(func(fd uintptr) { nfd, _, err = rawAccept4(int(fd)) })
+		if err != nil {
+			t.Fatalf("accept: %v", err)
+		}
+		defer unix.Close(nfd)
+		want := map[bool]int{false: 0, true: 1}[keepalive]
+		if got := get(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY); got != 1 {
+			t.Errorf("keepalive %v: accepted TCP_NODELAY %d; want 1", keepalive, got)
+		}
+		if got := get(nfd, unix.SOL_SOCKET, unix.SO_KEEPALIVE); got != want {
+			t.Errorf("keepalive %v: accepted SO_KEEPALIVE %d; want %d", keepalive, got, want)
+		}
+		if keepalive {
+			for opt, v := range map[int]int{unix.TCP_KEEPIDLE: 15, unix.TCP_KEEPINTVL: 15, unix.TCP_KEEPCNT: 9} {
+				if got := get(nfd, unix.IPPROTO_TCP, opt); got != v {
+					t.Errorf("accepted TCP option %d: %d; want %d", opt, got, v)
+				}
+			}
+		}
+	}
+
+	// The forwarder's own clients.
+	up := startUpstream(t, echo)
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 0}})
+	c := dial(t, addr)
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	var fds []int
+	for _, p := range f.active {
+		fds = append(fds, p.client.fd)
+	}
+	f.mu.Unlock()
+	if len(fds) != 1 {
+		t.Fatalf("%d active pairs; want 1", len(fds))
+	}
+	if got := get(fds[0], unix.IPPROTO_TCP, unix.TCP_NODELAY); got != 1 {
+		t.Errorf("a client's TCP_NODELAY: %d; want 1", got)
+	}
+}
+
+// listenRaw listens on loopback, closed when the test ends, and returns the
+// listener's raw fd access.
+func listenRaw(t *testing.T) (net.Listener, syscall.RawConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	rc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, rc
 }

@@ -122,8 +122,7 @@ func (f *Forwarder) accept() (*sock, error) {
 	if f.acceptErr != nil {
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: f.Addr(), Err: os.NewSyscallError("accept4", f.acceptErr)}
 	}
-	setSockopts(f.accepted, keepAlive(f.cfg.Local) >= 0)
-	return newSock(f.accepted, f.acceptAddr), nil
+	return newSock(f.accepted, f.acceptAddr), nil // options: see openAccept
 }
 
 // acceptOnce accepts on fd; false (wait) while no client is there.
@@ -136,13 +135,21 @@ func (f *Forwarder) acceptOnce(fd uintptr) bool {
 	}
 }
 
-// openAccept opens the duplicate of the listener that accept reads.
+// openAccept opens the duplicate of the listener that accept reads, and
+// sets the clients' socket options on the listener once: an accepted socket
+// inherits TCP_NODELAY and the keepalive settings from it, which saves a
+// setsockopt per client (five off loopback). New calls it right after
+// listening, before the ready line: a client queued in between would miss
+// them.
 func (f *Forwarder) openAccept() error {
 	file, err := f.ln.File() // nonblocking, so in Go's netpoller
 	if err != nil {
 		return err
 	}
 	rc, err := file.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) { setSockopts(int(fd), keepAlive(f.cfg.Local) >= 0) })
+	}
 	if err != nil {
 		file.Close()
 		return err
