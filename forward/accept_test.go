@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -131,5 +132,31 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	fmt.Sscanf(string(rest), "done %d connections, %d accept backoffs", &conns, &backoffs)
 	if backoffs == 0 {
 		t.Fatalf("helper said %q: it never hit EMFILE, so the test proved nothing", rest)
+	}
+}
+
+// Serve may run twice at once on one Forwarder: both accept, every client
+// is served, and both return when their context ends.
+func TestServeTwiceAtOnce(t *testing.T) {
+	up := startUpstream(t, echo)
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 1}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Serve(ctx) }()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := fmt.Sprint("c", i)
+			if got, err := echoOnce(addr, msg); err != nil || got != msg {
+				t.Errorf("client %d: %q, %v", i, got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("second Serve: %v", err)
 	}
 }

@@ -35,8 +35,10 @@ type engine struct {
 	lnRC   syscall.RawConn // lnFile's
 	// literal is REMOTE's address once parsed, if it is an IP literal.
 	literal atomic.Pointer[[]netip.AddrPort]
-	// accept's: what acceptOnce found, and acceptOnce as a func value made
-	// once (a closure per call would cost allocations per client).
+	// accept's, under acceptMu (Serve may run twice at once): what
+	// acceptOnce found, and acceptOnce as a func value made once (a closure
+	// per call would cost allocations per client).
+	acceptMu   sync.Mutex
 	accepted   int
 	acceptAddr netip.AddrPort
 	acceptErr  error

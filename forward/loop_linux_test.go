@@ -311,16 +311,22 @@ func TestAcceptInheritsSockopts(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.mu.Lock()
-	var fds []int
+	var clients []*sock
 	for _, p := range f.active {
-		fds = append(fds, p.client.fd)
+		clients = append(clients, p.client)
 	}
 	f.mu.Unlock()
-	if len(fds) != 1 {
-		t.Fatalf("%d active pairs; want 1", len(fds))
+	if len(clients) != 1 {
+		t.Fatalf("%d active pairs; want 1", len(clients))
 	}
-	if got := get(fds[0], unix.IPPROTO_TCP, unix.TCP_NODELAY); got != 1 {
-		t.Errorf("a client's TCP_NODELAY: %d; want 1", got)
+	err := clients[0].do(func(fd int) error {
+		if got := get(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY); got != 1 {
+			t.Errorf("a client's TCP_NODELAY: %d; want 1", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

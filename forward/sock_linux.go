@@ -112,6 +112,8 @@ func (r *sockRaw) Write(f func(fd uintptr) bool) error { return r.Read(f) }
 // while there is none. It accepts on a duplicate of the listener's fd: Go
 // offers no raw reads on a listener itself.
 func (f *Forwarder) accept() (*sock, error) {
+	f.acceptMu.Lock()
+	defer f.acceptMu.Unlock()
 	if f.acceptFn == nil {
 		f.acceptFn = f.acceptOnce
 	}
