@@ -260,6 +260,7 @@ func (f *Forwarder) armIdleLocked() {
 func (f *Forwarder) start(c *sock) {
 	p := &pair{f: f, id: f.nextID.Add(1), client: c, started: time.Now()}
 	p.toUp.p, p.toClient.p = p, p
+	f.placePair(p)
 	f.conns.Add(1)
 	f.mu.Lock()
 	f.active[p.id] = p

@@ -345,3 +345,55 @@ func listenRaw(t *testing.T) (net.Listener, syscall.RawConn) {
 	}
 	return ln, rc
 }
+
+// Pairs are spread over the loops, one per P, and an upstream recycled on one
+// loop serves the next client on another.
+func TestLoopsShareThePairs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	up := startUpstream(t, echo)
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Reuse: true, Pool: pool.Options{Warm: 1}})
+	if n := len(f.loops); n != 3 {
+		t.Fatalf("%d loops with GOMAXPROCS 3; want 3", n)
+	}
+	var held []*net.TCPConn
+	for i := range 6 {
+		c := dial(t, addr)
+		msg := fmt.Sprint("held", i)
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(io.LimitReader(c, int64(len(msg)))); err != nil || string(got) != msg {
+			t.Fatalf("client %d: %q, %v", i, got, err)
+		}
+		held = append(held, c)
+	}
+	used := map[*loop]int{}
+	f.mu.Lock()
+	for _, p := range f.active {
+		used[p.eng.loop]++
+	}
+	f.mu.Unlock()
+	if len(used) != 3 {
+		t.Fatalf("6 open pairs on %d loops; want all 3", len(used))
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	// One at a time: each client's upstream goes back to the pool and the
+	// next one, placed on the next loop, takes it.
+	for i := range 6 {
+		if got, err := echoOnce(addr, "r"); err != nil || got != "r" {
+			t.Fatalf("sequential client %d: %q, %v", i, got, err)
+		}
+	}
+	sum := shutdown(t, f, time.Second)
+	reused := 0
+	for _, r := range sum.Connections {
+		if r.Source == pool.Reused.String() {
+			reused++
+		}
+	}
+	if reused == 0 {
+		t.Fatalf("no client got a recycled upstream: %+v", sum.Connections)
+	}
+}

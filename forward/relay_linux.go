@@ -27,8 +27,9 @@ type dir struct {
 
 // pairEngine is the loop's state of a pair.
 type pairEngine struct {
-	written   int  // bytes of p.replay written to the current upstream
-	redialing bool // a fresh upstream is being dialed; both directions wait
+	loop      *loop // the loop that relays it (placePair)
+	written   int   // bytes of p.replay written to the current upstream
+	redialing bool  // a fresh upstream is being dialed; both directions wait
 	// A redial's outcome, handed over under p.mu.
 	redialDone bool
 	redialConn *sock
@@ -40,11 +41,11 @@ type pairEngine struct {
 func (p *pair) start() {
 	p.toUp.p, p.toClient.p = p, p
 	p.startIdleTimer()
-	if err := p.f.loop.add(p); err != nil {
+	if err := p.eng.loop.add(p); err != nil {
 		p.abort(ClosedByError, err)
 	}
 	if p.aborted.Load() { // an abort before p was registered was not seen by the loop
-		p.f.loop.post(p)
+		p.eng.loop.post(p)
 	}
 }
 
