@@ -442,14 +442,6 @@ func rawConnect(fd int, a netip.AddrPort) error {
 	return errnoErr(e)
 }
 
-// rawWritable: is fd writable right now (a connect done)? poll with no wait.
-func rawWritable(fd int) bool {
-	pfd := unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT}
-	var ts unix.Timespec
-	r, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
-	return e == 0 && r == 1
-}
-
 func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
 	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
 	return errnoErr(e)
