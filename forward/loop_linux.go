@@ -98,8 +98,9 @@ func getKey(ev *unix.EpollEvent) uint64 {
 // startEngine starts a loop per P (GOMAXPROCS, one per core by default):
 // pairs are placed on them in turn and stay there. Two loops on this 2-core
 // machine ran 4-6% more short connections per second than one, at 2-3% less
-// CPU each (50 clients, 8 interleaved rounds), and more cores get more
-// loops. If epoll cannot be had, New fails: there is no relay without it.
+// CPU each (a load generator, 50 clients, two runs of 8 interleaved rounds;
+// the bench's quick mode could not tell them apart), and more cores get
+// more loops. If epoll cannot be had, New fails: there is no relay without it.
 func (f *Forwarder) startEngine() error {
 	if err := f.openAccept(); err != nil {
 		return fmt.Errorf("listener: %w", err)
