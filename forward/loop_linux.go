@@ -15,10 +15,11 @@ import (
 )
 
 // The event loops: a goroutine per loop relays every pair placed on it (one
-// loop per P). Both sockets of a pair sit in its loop's epoll set, edge-triggered for reading and writing, from
-// the pair's start to its end, so relaying costs no goroutine, no park or
-// wake-up, no deadline and no epoll_ctl per chunk. An idle pair holds its
-// two sockets and its struct, nothing else.
+// loop per P). Both sockets of a pair sit in its loop's epoll set,
+// edge-triggered for reading and writing, from the pair's start to its end,
+// so relaying costs no goroutine, no park or wake-up, no deadline and no
+// epoll_ctl per chunk. An idle pair holds its two sockets and its struct,
+// nothing else.
 //
 // The sockets are the forwarder's own (sock, in sock_linux.go), never in Go's
 // netpoller: the loop reaches an fd only under its sock's lock, so a Close

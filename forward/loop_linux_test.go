@@ -112,17 +112,8 @@ func TestLoopDial(t *testing.T) {
 	// A client on IPv6 loopback: the record says where it came from.
 	if ln, err := net.Listen("tcp", "[::1]:0"); err == nil {
 		ln.Close()
-		f, err := New(Config{Local: "[::1]:0", Remote: up.addr(), Pool: pool.Options{Warm: 0}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go f.Serve(context.Background())
-		if got, err := echoOnce(f.Addr().String(), "c6"); err != nil || got != "c6" {
-			t.Fatalf("client on [::1]: %q, %v", got, err)
-		}
-		sum := f.Shutdown(context.Background())
-		if r := sum.Connections; len(r) != 1 || !strings.HasPrefix(r[0].Client, "[::1]:") {
-			t.Fatalf("records %+v; want one from [::1]", r)
+		if got := recordedClient(t, "[::1]:0", "::1", up.addr()); !strings.HasPrefix(got, "[::1]:") {
+			t.Fatalf("record's client %q; want one from [::1]", got)
 		}
 	}
 
@@ -130,18 +121,8 @@ func TestLoopDial(t *testing.T) {
 	// address; the record shows it as IPv4, as net.TCPAddr would.
 	if ln, err := net.Listen("tcp", "[::]:0"); err == nil {
 		ln.Close()
-		f, err := New(Config{Local: "[::]:0", Remote: up.addr(), Pool: pool.Options{Warm: 0}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go f.Serve(context.Background())
-		_, port, _ := net.SplitHostPort(f.Addr().String())
-		if got, err := echoOnce("127.0.0.1:"+port, "c4"); err != nil || got != "c4" {
-			t.Fatalf("IPv4 client on [::]: %q, %v", got, err)
-		}
-		sum := f.Shutdown(context.Background())
-		if r := sum.Connections; len(r) != 1 || !strings.HasPrefix(r[0].Client, "127.0.0.1:") {
-			t.Fatalf("records %+v; want one from 127.0.0.1", r)
+		if got := recordedClient(t, "[::]:0", "127.0.0.1", up.addr()); !strings.HasPrefix(got, "127.0.0.1:") {
+			t.Fatalf("record's client %q; want one from 127.0.0.1", got)
 		}
 	}
 
@@ -396,4 +377,25 @@ func TestLoopsShareThePairs(t *testing.T) {
 	if reused == 0 {
 		t.Fatalf("no client got a recycled upstream: %+v", sum.Connections)
 	}
+}
+
+// recordedClient runs a forwarder on local to remote, makes one round trip
+// through it from host (to the port it got), and returns the client address
+// the connection's record shows.
+func recordedClient(t *testing.T, local, host, remote string) string {
+	t.Helper()
+	f, err := New(Config{Local: local, Remote: remote, Pool: pool.Options{Warm: 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go f.Serve(context.Background())
+	addr := net.JoinHostPort(host, strconv.Itoa(f.Addr().Port))
+	if got, err := echoOnce(addr, "hi"); err != nil || got != "hi" {
+		t.Fatalf("through %s on %s: %q, %v", addr, local, got, err)
+	}
+	r := f.Shutdown(context.Background()).Connections
+	if len(r) != 1 {
+		t.Fatalf("records %+v; want one", r)
+	}
+	return r[0].Client
 }

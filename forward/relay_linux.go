@@ -87,7 +87,7 @@ func (l *loop) step(d *dir) {
 				return // dst's EPOLLOUT brings us back
 			}
 			if err != nil {
-				l.writeFailed(d, err)
+				l.failed(p, toUp, err)
 				return
 			}
 			continue
@@ -99,7 +99,7 @@ func (l *loop) step(d *dir) {
 				return
 			}
 			if err != nil {
-				l.writeFailed(d, err)
+				l.failed(p, toUp, err)
 				return
 			}
 			continue
@@ -135,7 +135,7 @@ func (l *loop) step(d *dir) {
 			}
 			return
 		case err != nil:
-			l.readFailed(d, err)
+			l.failed(p, !toUp, err)
 			return
 		case n == 0:
 			d.eof = true
@@ -276,23 +276,12 @@ func (l *loop) interrupt(p *pair) {
 	l.finished(p)
 }
 
-// readFailed: reading d's source failed. An upstream that died before its
-// first byte, while the client's first bytes are kept, is replaced once.
-func (l *loop) readFailed(d *dir, err error) {
-	p := d.p
-	if d == &p.toClient && p.shouldRedial(err) {
-		l.redial(p)
-		return
-	}
-	p.fail(err)
-}
-
-// writeFailed: writing to d's destination failed. While the upstream has not
-// spoken, the replay window holds what was written to it: toClient sees it
-// die, or this does, and a fresh upstream gets the bytes again.
-func (l *loop) writeFailed(d *dir, err error) {
-	p := d.p
-	if d == &p.toUp && p.shouldRedial(err) {
+// failed: a read or write of p's failed; upstream says it was on the
+// upstream's socket (reading toClient's source, writing toUp's destination).
+// An upstream that died before its first byte, while the client's first
+// bytes are kept in the replay window, is replaced once and gets them again.
+func (l *loop) failed(p *pair, upstream bool, err error) {
+	if upstream && p.shouldRedial(err) {
 		l.redial(p)
 		return
 	}

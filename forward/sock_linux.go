@@ -114,9 +114,6 @@ func (r *sockRaw) Write(f func(fd uintptr) bool) error { return r.Read(f) }
 func (f *Forwarder) accept() (*sock, error) {
 	f.acceptMu.Lock()
 	defer f.acceptMu.Unlock()
-	if f.acceptFn == nil {
-		f.acceptFn = f.acceptOnce
-	}
 	err := f.lnRC.Read(f.acceptFn)
 	if err != nil {
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: f.Addr(), Err: err}
@@ -156,7 +153,7 @@ func (f *Forwarder) openAccept() error {
 		file.Close()
 		return err
 	}
-	f.lnFile, f.lnRC = file, rc
+	f.lnFile, f.lnRC, f.acceptFn = file, rc, f.acceptOnce
 	return nil
 }
 
