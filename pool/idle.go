@@ -31,7 +31,7 @@ func (p *Pool[C]) unlock() {
 	p.doomed = nil
 	p.mu.Unlock()
 	for _, c := range doomed {
-		c.Close()
+		closeUnused(c)
 	}
 }
 
@@ -152,6 +152,9 @@ func (p *Pool[C]) dialIdle() {
 			p.waiting++
 		}
 		p.unlock()
+		if p.onDial != nil && p.ctx.Err() == nil {
+			p.onDial(err)
+		}
 		if !again && !(stay && p.waitWork(&linger)) {
 			return
 		}

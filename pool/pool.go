@@ -74,11 +74,13 @@ type Options struct {
 	Warm int           // see Config.Warm
 	Max  int           // see Config.Max
 	TTL  time.Duration // see Config.TTL
+
+	OnDial func(error) // see Config.OnDial
 }
 
 // WithDial returns the Config of a pool with o's settings that dials with dial.
 func WithDial[C Conn](o Options, dial func(ctx context.Context) (C, error)) Config[C] {
-	return Config[C]{Dial: dial, Warm: o.Warm, Max: o.Max, TTL: o.TTL}
+	return Config[C]{Dial: dial, Warm: o.Warm, Max: o.Max, TTL: o.TTL, OnDial: o.OnDial}
 }
 
 // Config configures a Pool. Only Dial is required.
@@ -99,6 +101,13 @@ type Config[C Conn] struct {
 	// TTL is how long a connection may stay idle. An idle connection older
 	// than this is closed and never handed out. Zero means DefaultTTL.
 	TTL time.Duration
+
+	// OnDial, if set, is told the result of every background dial (nil on
+	// success), so a caller can report an upstream that cannot be reached
+	// before any client comes. It is called outside the pool's lock, from
+	// the dialing goroutine, and must not block. A dial canceled by Close is
+	// not reported.
+	OnDial func(error)
 }
 
 func (c *Config[C]) max() int {
@@ -132,6 +141,8 @@ type Pool[C Conn] struct {
 	dial func(ctx context.Context) (C, error)
 	warm int
 	ttl  time.Duration
+
+	onDial func(error) // Config.OnDial
 
 	// ctx, cancel and wg belong to the goroutines the pool starts (the reaper
 	// and background dials); Close cancels and waits.
@@ -173,6 +184,7 @@ func New[C Conn](cfg Config[C]) (*Pool[C], error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool[C]{
 		dial:   cfg.Dial,
+		onDial: cfg.OnDial,
 		warm:   cfg.Warm,
 		ttl:    cfg.ttl(),
 		ctx:    ctx,

@@ -1,0 +1,105 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// TestUnusedCloseIsFIN: a pre-dialed connection that a server greeted and
+// that the pool lets go unused (expired by the TTL, evicted by the LRU
+// bound, or closed by Close) ends with a FIN, so the server reads EOF and
+// logs no "Connection reset by peer".
+func TestUnusedCloseIsFIN(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		let  func(p *Pool[*net.TCPConn])  // lets the idle connection go
+		cfg  func(*Config[*net.TCPConn]) // tweaks the pool
+	}{
+		{"expired", func(*Pool[*net.TCPConn]) {}, func(c *Config[*net.TCPConn]) { c.TTL = 50 * time.Millisecond }},
+		{"closed", func(p *Pool[*net.TCPConn]) { p.Close() }, func(*Config[*net.TCPConn]) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ends := make(chan error, 4)
+			u := startUpstream(t, func(c net.Conn) {
+				if _, err := io.WriteString(c, greeting); err != nil {
+					ends <- err
+					return
+				}
+				_, err := io.Copy(io.Discard, c) // nil on EOF
+				ends <- err
+			})
+			cfg := Config[*net.TCPConn]{Dial: u.dial, Warm: 1, TTL: time.Minute}
+			tc.cfg(&cfg)
+			p := newPool(t, cfg)
+			waitIdle(t, p, 1)
+			waitFor(t, "the greeting to reach the pooled socket", func() bool { _, withBytes := idleHealth(p); return withBytes == 1 })
+			tc.let(p)
+			select {
+			case err := <-ends:
+				if err != nil {
+					t.Errorf("the server's read ended with %v; want EOF (a FIN, not a reset)", err)
+				}
+			case <-time.After(waitTimeout):
+				t.Fatal("the server never saw the pooled connection end")
+			}
+		})
+	}
+}
+
+// TestOnDial: every background dial's result reaches OnDial, failures with
+// their error, and dials canceled by Close are not reported.
+func TestOnDial(t *testing.T) {
+	refused := errors.New("connect: connection refused")
+	results := make(chan error, 16)
+	fail := true
+	u := startUpstream(t, echo)
+	p := newPool(t, Config[*net.TCPConn]{Warm: 1, OnDial: func(err error) { results <- err },
+		Dial: func(ctx context.Context) (*net.TCPConn, error) {
+			if fail {
+				return nil, refused
+			}
+			return u.dial(ctx)
+		}})
+	if got := next(t, results); !errors.Is(got, refused) {
+		t.Fatalf("first OnDial: got %v; want %v", got, refused)
+	}
+	fail = false // the pool dials again only after a Get: no race with the dialer
+	c, _, _, err := p.Get(context.Background())
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	c.Close()
+	if got := next(t, results); got != nil {
+		t.Errorf("OnDial after a successful refill: got %v; want nil", got)
+	}
+
+	blocked := make(chan struct{})
+	q := newPool(t, Config[*net.TCPConn]{Warm: 1, OnDial: func(err error) { results <- err },
+		Dial: func(ctx context.Context) (*net.TCPConn, error) {
+			close(blocked)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}})
+	<-blocked
+	q.Close()
+	select {
+	case err := <-results:
+		t.Errorf("OnDial after Close canceled the dial: got %v; want no call", err)
+	default:
+	}
+}
+
+func next(t *testing.T, ch <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(waitTimeout):
+		t.Fatal("OnDial was not called")
+		return nil
+	}
+}
