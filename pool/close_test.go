@@ -16,7 +16,7 @@ import (
 func TestUnusedCloseIsFIN(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		let  func(p *Pool[*net.TCPConn])  // lets the idle connection go
+		let  func(p *Pool[*net.TCPConn]) // lets the idle connection go
 		cfg  func(*Config[*net.TCPConn]) // tweaks the pool
 	}{
 		{"expired", func(*Pool[*net.TCPConn]) {}, func(c *Config[*net.TCPConn]) { c.TTL = 50 * time.Millisecond }},
