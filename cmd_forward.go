@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -17,13 +16,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/warmport/warmport/forward"
-	"github.com/warmport/warmport/pool"
-)
-
-// Defaults of forward's flags; README.md explains each choice.
-const (
-	defaultWarm         = 2
-	defaultDrainTimeout = 10 * time.Second
 )
 
 var forwardCommand = &cli.Command{
@@ -33,101 +25,21 @@ var forwardCommand = &cli.Command{
 	Description: "LOCAL is PORT, :PORT, HOST:PORT or [IPv6]:PORT; a bare port binds 127.0.0.1 and 0 picks a free port.\n" +
 		"REMOTE is HOST:PORT, [IPv6]:PORT or a bare PORT on 127.0.0.1. Flags go before LOCAL REMOTE.\n" +
 		"With -- COMMAND, warmport runs COMMAND with WARMPORT_ADDR and WARMPORT_PORT set and exits with its status.",
-	Flags: []cli.Flag{
-		&cli.IntFlag{Name: "warm", Value: defaultWarm, Usage: "upstream connections kept pre-dialed (0 turns pre-dialing off)"},
-		&cli.IntFlag{Name: "pool-max", Value: pool.DefaultMax, Usage: "LRU bound on idle pooled connections"},
-		&cli.DurationFlag{Name: "pool-ttl", Value: pool.DefaultTTL, Usage: "close a pooled connection idle longer than this; never hand it out"},
-		&cli.BoolFlag{Name: "reuse", Usage: "recycle an upstream connection after a clean client close (request/response protocols only)"},
-		&cli.IntFlag{Name: "max-conns", Usage: "clients relayed at once; extra ones wait (0 = no limit)"},
-		&cli.DurationFlag{Name: "idle-timeout", Usage: "close a connection with no byte either way for this long (0 = never)"},
-		&cli.DurationFlag{Name: "dial-timeout", Value: forward.DefaultDialTimeout, Usage: "give up dialing REMOTE after this long"},
-		&cli.DurationFlag{Name: "exit-idle", Usage: "exit after this long with no connection open (0 = never)"},
-		&cli.DurationFlag{Name: "drain-timeout", Value: defaultDrainTimeout, Usage: "on SIGINT/SIGTERM, wait this long for open connections"},
-		&cli.BoolFlag{Name: "json", Usage: "print the session summary as JSON on stdout at exit"},
-		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no line per closed connection"},
-		stateDirFlag,
-	},
+	// Flags: forwardFlags, in forward_flags.go.
 	OnUsageError: onUsageError,
 	Action:       forwardAction,
 }
 
-// forwardArgs are LOCAL, REMOTE and the optional child command.
-type forwardArgs struct {
-	local, remote string
-	command       []string
-}
-
-func parseForwardArgs(args []string) (forwardArgs, error) {
-	var fa forwardArgs
-	switch {
-	case len(args) == 0:
-		return fa, usageErrorf("missing LOCAL and REMOTE: warmport forward [flags] LOCAL REMOTE, e.g. warmport forward 8080 db:5432")
-	case len(args) == 1:
-		return fa, usageErrorf("missing REMOTE after %q: warmport forward [flags] LOCAL REMOTE", args[0])
-	}
-	for _, a := range args[:2] {
-		if strings.HasPrefix(a, "-") && a != "-" {
-			return fa, usageErrorf("flag %s after LOCAL or where LOCAL belongs: flags go first, as in warmport forward --warm 4 8080 db:5432", a)
-		}
-	}
-	var err error
-	if fa.local, err = forward.ParseLocal(args[0]); err != nil {
-		return fa, usageErrorf("%v", err)
-	}
-	if fa.remote, err = forward.ParseRemote(args[1]); err != nil {
-		return fa, usageErrorf("%v", err)
-	}
-	rest := args[2:]
-	switch {
-	case len(rest) == 0:
-	case rest[0] == "--" && len(rest) == 1:
-		return fa, usageErrorf("missing COMMAND after --")
-	case rest[0] == "--":
-		fa.command = rest[1:]
-	case strings.HasPrefix(rest[0], "-"):
-		return fa, usageErrorf("flag %s after LOCAL REMOTE would be ignored: flags go before them, as in warmport forward %s %s %s", rest[0], rest[0], args[0], args[1])
-	default:
-		return fa, usageErrorf("unexpected argument %q after LOCAL REMOTE; to run a command put -- before it", rest[0])
-	}
-	return fa, nil
-}
-
-func forwardConfig(c *cli.Context, fa forwardArgs) (forward.Config, error) {
-	for _, name := range []string{"warm", "pool-max", "max-conns"} {
-		if c.Int(name) < 0 {
-			return forward.Config{}, usageErrorf("--%s %d: must be 0 or more", name, c.Int(name))
-		}
-	}
-	for _, name := range []string{"pool-ttl", "idle-timeout", "dial-timeout", "exit-idle", "drain-timeout"} {
-		if c.Duration(name) < 0 {
-			return forward.Config{}, usageErrorf("--%s %s: must not be negative", name, c.Duration(name))
-		}
-	}
-	poolMax := c.Int("pool-max")
-	if poolMax == 0 {
-		poolMax = pool.DefaultMax // what the pool does with 0
-	}
-	if c.Int("warm") > poolMax {
-		return forward.Config{}, usageErrorf("--warm %d exceeds --pool-max %d: raise --pool-max or lower --warm", c.Int("warm"), poolMax)
-	}
-	return forward.Config{
-		Local:       fa.local,
-		Remote:      fa.remote,
-		DialTimeout: c.Duration("dial-timeout"),
-		IdleTimeout: c.Duration("idle-timeout"),
-		MaxConns:    c.Int("max-conns"),
-		ExitIdle:    c.Duration("exit-idle"),
-		Reuse:       c.Bool("reuse"),
-		Pool:        pool.Options{Warm: c.Int("warm"), Max: c.Int("pool-max"), TTL: c.Duration("pool-ttl")},
-	}, nil
-}
-
 func forwardAction(c *cli.Context) error {
-	fa, err := parseForwardArgs(c.Args().Slice())
+	fa, err := parseForwardArgs(c.Args().Slice(), typedFlags(c))
 	if err != nil {
 		return err
 	}
 	cfg, err := forwardConfig(c, fa)
+	if err != nil {
+		return err
+	}
+	jsonFile, err := openJSONFile(c.String("json-file"))
 	if err != nil {
 		return err
 	}
@@ -136,9 +48,16 @@ func forwardAction(c *cli.Context) error {
 	if !c.Bool("quiet") {
 		cfg.OnClose = func(r forward.Record) { out.printf("%s\n", formatRecord(r)) }
 	}
+	dials := newDialWatch(fa.remote, c.Bool("require-remote"), out.printf)
+	cfg.Pool.OnDial = dials.report
 	fw, err := forward.New(cfg)
 	if err != nil {
 		return listenError(fa.local, err)
+	}
+	if c.Bool("require-remote") {
+		if err := requireRemote(c, fw, dials, fa.remote); err != nil {
+			return err
+		}
 	}
 	out.printf("warmport: forwarding %s -> %s\n", fw.Addr(), fa.remote)
 	state := startStateRecorder(c.String("state-dir"), fw, out.printf) // See cmd_stats.go
@@ -178,13 +97,19 @@ func forwardAction(c *cli.Context) error {
 	drainCtx, cancel := context.WithTimeout(killCtx, c.Duration("drain-timeout"))
 	defer cancel()
 	sum := fw.Shutdown(drainCtx)
-	renderSummary(stderr, sum)
+	if signalsFrom(c.Context).stopCtx.Err() != nil && isTerminal(stderr) {
+		fmt.Fprintln(stderr) // the terminal echoed ^C where the cursor was
+	}
+	writeSummary(stderr, sum, time.Local)
 	state.save(sum)
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
 		if err := enc.Encode(sum); err != nil {
 			return runtimeErrorf("write the JSON summary: %v", err)
 		}
+	}
+	if err := writeJSONFile(jsonFile, sum); err != nil {
+		return err
 	}
 	if serveErr != nil {
 		return runtimeErrorf("%v", serveErr)
@@ -193,6 +118,23 @@ func forwardAction(c *cli.Context) error {
 		return cli.Exit("", status)
 	}
 	return nil
+}
+
+// requireRemote waits for the warm pool's first dial (bounded by
+// --dial-timeout) and turns its failure into exit 1: ssh's
+// ExitOnForwardFailure for scripts that would rather stop than wait.
+func requireRemote(c *cli.Context, fw *forward.Forwarder, dials *dialWatch, remote string) error {
+	select {
+	case err := <-dials.first:
+		if err == nil {
+			return nil
+		}
+		fw.Shutdown(context.Background())
+		return runtimeErrorf("cannot reach %s: %s; start it, fix REMOTE, or drop --require-remote to forward anyway", remote, oneLine(err.Error()))
+	case <-signalsFrom(c.Context).stopCtx.Done():
+		fw.Shutdown(context.Background())
+		return nil
+	}
 }
 
 // listenError says what went wrong binding LOCAL and what to do about it.

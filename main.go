@@ -10,6 +10,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
+	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -34,7 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	color.NoColor = os.Getenv("NO_COLOR") != "" || !isTerminal(stderr)
 	sigs := notifySignals()
 	defer sigs.stop()
-	err := newApp(stdout, stderr).RunContext(withSignals(context.Background(), sigs), args)
+	ctx := context.WithValue(withSignals(context.Background(), sigs), argsKey{}, args)
+	err := newApp(stdout, stderr).RunContext(ctx, args)
 	return exitStatus(err, stderr)
 }
 
@@ -50,10 +55,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Description: "warmport forward listens on a local port and relays every connection to a remote address,\n" +
 			"keeping a few upstream connections pre-dialed so a new client skips the handshake.\n" +
 			"warmport stats shows running forwarders and recent sessions.",
+		Version:        version(),
 		Writer:         stdout,
 		ErrWriter:      stderr,
-		HideVersion:    true,
-		Commands:       []*cli.Command{forwardCommand, statsCommand, benchCommand}, // See cmd_forward.go, cmd_stats.go, cmd_bench.go
+		Commands:       []*cli.Command{forwardCommand, statsCommand, benchCommand, completionCommand}, // one file each: cmd_*.go
 		OnUsageError:   onUsageError,
 		ExitErrHandler: func(*cli.Context, error) {}, // run decides the status; nothing calls os.Exit early
 		Action: func(c *cli.Context) error {
@@ -63,6 +68,57 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			return cli.ShowAppHelp(c)
 		},
 	}
+}
+
+func init() {
+	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintf(c.App.Writer, "%s %s\n", c.App.Name, c.App.Version) }
+}
+
+// version is the module version and VCS revision the binary was built
+// from, as `go version -m` shows them: "v1.2.0", or a pseudo-version
+// "v0.0.0-20261201210000-21746fa1c2d3+dirty" from a git checkout, or
+// "(devel)" where the go command stamped none (go run).
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(devel)"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if rev != "" {
+		v += fmt.Sprintf(" (revision %s%s)", rev, modified)
+	}
+	return v + " " + bi.GoVersion
+}
+
+type argsKey struct{}
+
+// typedFlags returns the flags given to c's command as the user typed
+// them, values included, so that a suggested command line keeps them.
+func typedFlags(c *cli.Context) []string {
+	args, _ := c.Context.Value(argsKey{}).([]string)
+	pos := c.Args().Len()
+	if len(args) < 2+pos || args[1] != c.Command.Name {
+		return nil
+	}
+	typed := slices.Clone(args[2 : len(args)-pos])
+	if n := len(typed); n > 0 && typed[n-1] == "--" {
+		typed = typed[:n-1]
+	}
+	return typed
 }
 
 // usageErrorf is a usage error: exit status 2, one line.
@@ -75,19 +131,59 @@ func runtimeErrorf(format string, a ...any) error {
 	return cli.Exit(fmt.Sprintf(format, a...), exitRuntime)
 }
 
-// onUsageError turns cli's flag errors into one line that says what to do.
+// flagErrorRE matches the flag package's complaint about a flag's value.
+var flagErrorRE = regexp.MustCompile(`^invalid value "(.*)" for flag -(\S+): (.*)$`)
+
+// onUsageError turns cli's flag errors into one line that names the flag
+// as it is written (-q, --warm) and says what to write instead.
 func onUsageError(c *cli.Context, err error, _ bool) error {
 	cmd := "warmport"
-	if c.Command != nil && c.Command.Name != "" {
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
 		cmd += " " + c.Command.Name
 	}
 	msg := err.Error()
-	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
-		msg = "unknown flag -" + name
-	} else {
-		msg = strings.Replace(msg, "for flag -", "for flag --", 1)
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return usageErrorf("unknown flag %s; run '%s --help' for the flags", dashed(name), cmd)
 	}
-	return usageErrorf("%s; run '%s --help' for usage", msg, cmd)
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return usageErrorf("%s needs a value; run '%s --help' for what it takes", dashed(name), cmd)
+	}
+	if m := flagErrorRE.FindStringSubmatch(msg); m != nil {
+		return usageErrorf("%s", badValue(c, m[2], m[1]))
+	}
+	return usageErrorf("%s; run '%s --help' for usage", oneLine(msg), cmd)
+}
+
+// dashed writes a flag's name as it is used: -q, --warm.
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// badValue says what is wrong with value for the flag name and what to
+// write instead.
+func badValue(c *cli.Context, name, value string) string {
+	flag := dashed(name)
+	var f cli.Flag
+	if c.Command != nil {
+		for _, cf := range c.Command.Flags {
+			if slices.Contains(cf.Names(), name) {
+				f = cf
+			}
+		}
+	}
+	switch f.(type) {
+	case *cli.DurationFlag:
+		if _, err := strconv.ParseFloat(value, 64); err == nil {
+			return fmt.Sprintf("%s %s: missing unit: write %ss (units: ms, s, m, h)", flag, value, value)
+		}
+		return fmt.Sprintf("%s %s: not a duration: write a number and a unit, e.g. 500ms, 8s, 2m", flag, value)
+	case *cli.IntFlag:
+		return fmt.Sprintf("%s %s: not a whole number: write e.g. %s 4", flag, value, flag)
+	}
+	return fmt.Sprintf("%s %s: not a valid value; run 'warmport %s --help'", flag, value, c.Command.Name)
 }
 
 // exitStatus prints err as one line and maps it to the contract's status.

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+var completionCommand = &cli.Command{
+	Name:      "completion",
+	Usage:     "print a shell completion script for bash, zsh or fish",
+	ArgsUsage: "bash|zsh|fish",
+	Description: "bash:  source <(warmport completion bash)          (e.g. in ~/.bashrc)\n" +
+		"zsh:   source <(warmport completion zsh)           (after compinit, e.g. in ~/.zshrc)\n" +
+		"fish:  warmport completion fish | source           (or > ~/.config/fish/completions/warmport.fish)",
+	OnUsageError: onUsageError,
+	Action: func(c *cli.Context) error {
+		if c.NArg() != 1 {
+			return usageErrorf("completion needs one shell: warmport completion bash, zsh or fish")
+		}
+		w := c.App.Writer
+		switch sh := c.Args().First(); sh {
+		case "bash":
+			writeBashCompletion(w, c.App)
+		case "zsh":
+			writeZshCompletion(w, c.App)
+		case "fish":
+			script, err := c.App.ToFishCompletion()
+			if err != nil {
+				return runtimeErrorf("fish completion: %v", err)
+			}
+			io.WriteString(w, script)
+		default:
+			return usageErrorf("completion %q: unknown shell; write warmport completion bash, zsh or fish", sh)
+		}
+		return nil
+	},
+}
+
+// visible are the commands and flags a user types, without hidden ones.
+func visibleCommands(app *cli.App) []*cli.Command {
+	var out []*cli.Command
+	for _, c := range app.Commands {
+		if !c.Hidden {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// flagWords are a command's flags as typed: --warm, -q.
+func flagWords(flags []cli.Flag) []string {
+	var out []string
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			out = append(out, dashed(n))
+		}
+	}
+	return out
+}
+
+// writeBashCompletion writes a bash script made from the app's own command
+// and flag tables: commands first, then the flags of the command typed.
+func writeBashCompletion(w io.Writer, app *cli.App) {
+	var cmds []string
+	var cases strings.Builder
+	for _, c := range visibleCommands(app) {
+		cmds = append(cmds, c.Name)
+		words := flagWords(c.Flags)
+		if c.Name == "completion" {
+			words = []string{"bash", "zsh", "fish"}
+		}
+		fmt.Fprintf(&cases, "    %s) words=%q ;;\n", c.Name, strings.Join(append(words, "--help"), " "))
+	}
+	fmt.Fprintf(w, `# bash completion for warmport; load with: source <(warmport completion bash)
+_warmport() {
+  local cur=${COMP_WORDS[COMP_CWORD]} cmd="" words i
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    case ${COMP_WORDS[i]} in -*) ;; *) cmd=${COMP_WORDS[i]}; break ;; esac
+  done
+  case $cmd in
+    "") words=%q ;;
+%s    *) return ;;
+  esac
+  COMPREPLY=($(compgen -W "$words" -- "$cur"))
+}
+complete -o default -F _warmport warmport
+`, strings.Join(append(cmds, "help", "--help", "--version"), " "), cases.String())
+}
+
+// writeZshCompletion writes a zsh script (for compinit) made from the same
+// tables, with each flag's usage as its description.
+func writeZshCompletion(w io.Writer, app *cli.App) {
+	var cmds, cases strings.Builder
+	for _, c := range visibleCommands(app) {
+		fmt.Fprintf(&cmds, "    %s\n", zshQuote(c.Name+":"+c.Usage))
+		fmt.Fprintf(&cases, "    %s)\n      _arguments -s", c.Name)
+		for _, f := range c.Flags {
+			usage := ""
+			if u, ok := f.(cli.DocGenerationFlag); ok {
+				usage = u.GetUsage()
+			}
+			value := ""
+			if takesValue(f) {
+				value = ":value:"
+			}
+			for _, n := range f.Names() {
+				fmt.Fprintf(&cases, " \\\n        %s", zshQuote(dashed(n)+"["+zshEscape(usage)+"]"+value))
+			}
+		}
+		if c.Name == "completion" {
+			fmt.Fprintf(&cases, " \\\n        '1:shell:(bash zsh fish)'")
+		} else {
+			fmt.Fprintf(&cases, " \\\n        '*::argument:_default'")
+		}
+		fmt.Fprintf(&cases, " ;;\n")
+	}
+	fmt.Fprintf(w, `#compdef warmport
+# zsh completion for warmport; load with: source <(warmport completion zsh)
+_warmport() {
+  local -a cmds
+  cmds=(
+%s  )
+  if (( CURRENT == 2 )); then
+    _describe -t commands 'warmport command' cmds
+    return
+  fi
+  case $words[2] in
+%s  esac
+}
+if [[ $funcstack[1] == _warmport ]]; then
+  _warmport "$@"
+else
+  compdef _warmport warmport
+fi
+`, cmds.String(), cases.String())
+}
+
+// zshEscape escapes what _arguments reads in a description: [ ] : and \.
+func zshEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "[", `\[`, "]", `\]`, ":", `\:`).Replace(s)
+}
+
+func zshQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

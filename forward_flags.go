@@ -1,0 +1,242 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/warmport/warmport/forward"
+	"github.com/warmport/warmport/pool"
+)
+
+// Defaults and bounds of forward's numeric flags; README.md explains each.
+const (
+	defaultWarm         = 2
+	defaultDrainTimeout = 10 * time.Second
+
+	// maxWarm: every warm connection is dialed at once at start and then
+	// held by the server as a connection that has not authenticated;
+	// servers refuse long before this (sshd's MaxStartups drops all beyond
+	// 100 by default, MySQL's max_connections is 151), and each dial in
+	// flight is a goroutine that a blackholed upstream holds for
+	// --dial-timeout.
+	maxWarm = 100
+	// maxPoolMax: an idle connection holds one fd and the server's slot,
+	// and each borrow walks the idle set; 1024 covers --reuse for a
+	// thousand clients in flight at a fraction of a 20000-fd limit.
+	maxPoolMax = 1024
+	// maxMaxConns: a relayed pair holds two fds, and Linux lets one process
+	// hold at most fs.nr_open (1048576 by default) fds, so more pairs than
+	// this can never be open at once.
+	maxMaxConns = 500_000
+)
+
+// flagScope says where a forward flag belongs in a profile (warmport up):
+// in each [forward.NAME] table, or only at the top, for the whole process.
+type flagScope uint8
+
+const (
+	perForward  flagScope = iota // a property of one forward
+	processWide                  // one value for the process: output, state, when to exit
+)
+
+// flagSpec is one forward flag with what the command line and a profile both
+// need to know about it: its scope and the values it accepts.
+type flagSpec struct {
+	cli.Flag
+	scope    flagScope
+	min, max int  // an IntFlag's accepted range
+	positive bool // a DurationFlag that must be more than 0
+}
+
+// forwardFlags is the one table of forward's flags: the command line, help,
+// the man page, completion and (next) the profile's keys are all made from it.
+var forwardFlags = []flagSpec{
+	{Flag: &cli.IntFlag{Name: "warm", Value: defaultWarm, Usage: "`N` upstream connections kept pre-dialed; 0 = none, every client dials"},
+		min: 0, max: maxWarm},
+	{Flag: &cli.IntFlag{Name: "pool-max", Value: pool.DefaultMax, Usage: "keep at most `N` idle pooled connections, the least recently used closed first; at least --warm"},
+		min: 1, max: maxPoolMax},
+	{Flag: &cli.DurationFlag{Name: "pool-ttl", Value: pool.DefaultTTL, Usage: "close a pooled connection idle longer than `DUR`, never hand it out; more than 0"},
+		positive: true},
+	{Flag: &cli.BoolFlag{Name: "reuse", Usage: "recycle an upstream connection after a clean client close (request/response protocols only)"}},
+	{Flag: &cli.IntFlag{Name: "max-conns", Usage: "`N` clients relayed at once, extra ones wait; 0 = no limit"},
+		min: 0, max: maxMaxConns},
+	{Flag: &cli.DurationFlag{Name: "idle-timeout", Usage: "close a connection with no byte either way for `DUR`; 0 = never"}},
+	{Flag: &cli.DurationFlag{Name: "dial-timeout", Value: forward.DefaultDialTimeout, Usage: "give up dialing REMOTE after `DUR`; more than 0"},
+		positive: true},
+	{Flag: &cli.BoolFlag{Name: "require-remote", Usage: "exit 1 at start unless the first warm connection to REMOTE succeeds (needs --warm 1 or more)"}},
+	{Flag: &cli.DurationFlag{Name: "exit-idle", Usage: "exit after `DUR` with no connection open; 0 = never"},
+		scope: processWide},
+	{Flag: &cli.DurationFlag{Name: "drain-timeout", Value: defaultDrainTimeout, Usage: "on SIGINT/SIGTERM, wait `DUR` for open connections; 0 = close them at once"},
+		scope: processWide},
+	{Flag: &cli.BoolFlag{Name: "json", Usage: "print the session summary as JSON on stdout at exit"},
+		scope: processWide},
+	{Flag: &cli.StringFlag{Name: "json-file", Usage: "write the session summary as JSON to `PATH` at exit (created 0600 at start), apart from COMMAND's stdout"},
+		scope: processWide},
+	{Flag: &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no line per closed connection"},
+		scope: processWide},
+	{Flag: stateDirFlag, scope: processWide},
+}
+
+func init() {
+	for _, s := range forwardFlags {
+		if f, ok := s.Flag.(*cli.IntFlag); ok {
+			f.Usage += fmt.Sprintf(" (%d to %d)", s.min, s.max)
+		}
+		forwardCommand.Flags = append(forwardCommand.Flags, s.Flag)
+	}
+}
+
+// findFlag returns the forward flag called name (long or short), or nil.
+func findFlag(name string) *flagSpec {
+	for i, s := range forwardFlags {
+		for _, n := range s.Names() {
+			if n == name {
+				return &forwardFlags[i]
+			}
+		}
+	}
+	return nil
+}
+
+// takesValue reports whether a flag reads the next argument as its value.
+func takesValue(f cli.Flag) bool {
+	_, isBool := f.(*cli.BoolFlag)
+	return !isBool
+}
+
+// checkFlags applies the table's bounds to what c was given.
+func checkFlags(c *cli.Context, specs []flagSpec) error {
+	for _, s := range specs {
+		name := s.Names()[0]
+		switch s.Flag.(type) {
+		case *cli.IntFlag:
+			if v := c.Int(name); v < s.min || v > s.max {
+				return usageErrorf("--%s %d: out of range: give %d to %d", name, v, s.min, s.max)
+			}
+		case *cli.DurationFlag:
+			switch v := c.Duration(name); {
+			case v < 0:
+				return usageErrorf("--%s %s: must not be negative", name, v)
+			case v == 0 && s.positive:
+				return usageErrorf("--%s 0: must be more than 0 (the default is %s)", name, s.Flag.(*cli.DurationFlag).Value)
+			}
+		}
+	}
+	return nil
+}
+
+// forwardArgs are LOCAL, REMOTE and the optional child command.
+type forwardArgs struct {
+	local, remote string
+	command       []string
+}
+
+// parseForwardArgs reads LOCAL REMOTE [-- COMMAND] from args, what cli left
+// after the flags. typed is what came between "forward" and args, as the
+// user wrote it: a suggestion made of it keeps every flag and value.
+func parseForwardArgs(args, typed []string) (forwardArgs, error) {
+	var fa forwardArgs
+	var words, late []string
+	i := 0
+	for ; i < len(args) && args[i] != "--"; i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			words = append(words, a)
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := findFlag(name)
+		switch {
+		case f == nil:
+			return fa, usageErrorf("unknown flag %s after LOCAL REMOTE; run 'warmport forward --help' for the flags", a)
+		case takesValue(f.Flag) && !hasValue && i+1 == len(args):
+			late = append(late, a, "VALUE")
+		case takesValue(f.Flag) && !hasValue:
+			late = append(late, a, args[i+1])
+			i++
+		default:
+			late = append(late, a)
+		}
+	}
+	if i < len(args) {
+		if fa.command = args[i+1:]; len(fa.command) == 0 {
+			return fa, usageErrorf("missing COMMAND after --: write warmport forward [flags] LOCAL REMOTE -- COMMAND [ARG...]")
+		}
+	}
+	switch {
+	case len(words) == 0:
+		return fa, usageErrorf("missing LOCAL and REMOTE: warmport forward [flags] LOCAL REMOTE, e.g. warmport forward 8080 db:5432")
+	case len(words) == 1:
+		return fa, usageErrorf("missing REMOTE after %q: warmport forward [flags] LOCAL REMOTE, e.g. warmport forward %s db:5432", words[0], shellQuote(words[0]))
+	case len(words) > 2:
+		fix := cmdLine(append(append(append(typed, late...), words[:2]...), "--"), words[2:], fa.command)
+		return fa, usageErrorf("unexpected argument %q after LOCAL REMOTE; to run it as a command put -- before it: %s", words[2], fix)
+	case len(late) > 0:
+		fix := cmdLine(append(append(typed, late...), words...), cmdTail(fa.command))
+		if late[len(late)-1] == "VALUE" {
+			return fa, usageErrorf("%s needs a value, and flags come before LOCAL REMOTE: %s", late[len(late)-2], fix)
+		}
+		return fa, usageErrorf("%s must come before LOCAL REMOTE: %s", strings.Join(late, " "), fix)
+	}
+	var err error
+	if fa.local, err = forward.ParseLocal(words[0]); err != nil {
+		return fa, usageErrorf("%v", err)
+	}
+	if fa.remote, err = forward.ParseRemote(words[1]); err != nil {
+		return fa, usageErrorf("%v", err)
+	}
+	return fa, nil
+}
+
+func cmdTail(command []string) []string {
+	if len(command) == 0 {
+		return nil
+	}
+	return append([]string{"--"}, command...)
+}
+
+// cmdLine is a warmport forward command line made of parts, each argument
+// quoted for a POSIX shell where it needs it.
+func cmdLine(parts ...[]string) string {
+	out := []string{"warmport", "forward"}
+	for _, p := range parts {
+		for _, a := range p {
+			out = append(out, shellQuote(a))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// shellQuote quotes s for a POSIX shell if it has anything a shell would
+// read differently.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.,:/@[]+%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func forwardConfig(c *cli.Context, fa forwardArgs) (forward.Config, error) {
+	if err := checkFlags(c, forwardFlags); err != nil {
+		return forward.Config{}, err
+	}
+	if c.Int("warm") > c.Int("pool-max") {
+		return forward.Config{}, usageErrorf("--warm %d exceeds --pool-max %d: raise --pool-max or lower --warm", c.Int("warm"), c.Int("pool-max"))
+	}
+	if c.Bool("require-remote") && c.Int("warm") == 0 {
+		return forward.Config{}, usageErrorf("--require-remote checks REMOTE with the first warm connection: give --warm 1 or more with it")
+	}
+	return forward.Config{
+		Local:       fa.local,
+		Remote:      fa.remote,
+		DialTimeout: c.Duration("dial-timeout"),
+		IdleTimeout: c.Duration("idle-timeout"),
+		MaxConns:    c.Int("max-conns"),
+		ExitIdle:    c.Duration("exit-idle"),
+		Reuse:       c.Bool("reuse"),
+		Pool:        pool.Options{Warm: c.Int("warm"), Max: c.Int("pool-max"), TTL: c.Duration("pool-ttl")},
+	}, nil
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"sync"
+
+	"github.com/warmport/warmport/forward"
+)
+
+// dialWatch hears the warm pool's background dials. It warns once per
+// distinct error, the moment it happens, so a REMOTE that cannot resolve or
+// refuses shows before the first client does; retries that fail the same
+// way stay quiet. With require set it warns of nothing and hands the first
+// result to first instead, for --require-remote.
+type dialWatch struct {
+	remote string
+	warn   func(format string, a ...any)
+	first  chan error // the first dial's result; buffered, written once
+
+	mu      sync.Mutex
+	seen    map[string]bool
+	decided bool
+	require bool
+}
+
+func newDialWatch(remote string, require bool, warn func(string, ...any)) *dialWatch {
+	return &dialWatch{remote: remote, warn: warn, require: require, first: make(chan error, 1), seen: map[string]bool{}}
+}
+
+// report is the pool's OnDial: called outside the pool's lock, from its
+// dialing goroutine.
+func (d *dialWatch) report(err error) {
+	d.mu.Lock()
+	first := !d.decided
+	d.decided = true
+	quiet := d.require && first
+	fresh := err != nil && !d.seen[err.Error()]
+	if fresh {
+		d.seen[err.Error()] = true
+	}
+	d.mu.Unlock()
+	if first {
+		d.first <- err
+	}
+	if fresh && !quiet {
+		d.warn("warmport: warning: cannot reach %s: %s; forwarding anyway, clients are closed until it answers (--require-remote exits instead)\n",
+			d.remote, oneLine(err.Error()))
+	}
+}
+
+// openJSONFile creates --json-file's PATH at start, so a path that cannot be
+// written fails before anything listens, not after the session.
+func openJSONFile(path string) (*os.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, usageErrorf("--json-file: %s; name a file in a directory you can write", oneLine(err.Error()))
+	}
+	return f, nil
+}
+
+// writeJSONFile writes the summary to --json-file's file and closes it.
+func writeJSONFile(f *os.File, sum *forward.Summary) error {
+	if f == nil {
+		return nil
+	}
+	err := json.NewEncoder(f).Encode(sum)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return runtimeErrorf("write the JSON summary to %s: %v", f.Name(), err)
+	}
+	return nil
+}
