@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
@@ -50,8 +51,8 @@ func writeSummary(w io.Writer, s *forward.Summary, loc *time.Location) {
 		t.write(w)
 	}
 	if rest := s.Totals.Connections - uint64(len(shown)); rest > 0 && len(shown) > 0 {
-		fmt.Fprintf(w, "  %s\n", dim(fmt.Sprintf("%s not listed: the table shows the %d most recent and the last that ended badly",
-			plural(rest, "connection", "connections"), summaryRows)))
+		fmt.Fprintf(w, "  %s\n", dim(fmt.Sprintf("%s not listed: the table shows the latest, and the latest that ended badly",
+			plural(rest, "connection", "connections"))))
 	}
 	if len(recs) > len(shown) {
 		writeAggregates(w, s, recs)
@@ -167,7 +168,9 @@ func durationHistogram(durs []float64) []string {
 	top := slices.Max(counts)
 	var out []string
 	for i := lo; i <= hi; i++ {
-		out = append(out, fmt.Sprintf("%-6s %s %d", durationBuckets[i].label, cyan(bar(counts[i], top, histogramWidth)), counts[i]))
+		b := bar(counts[i], top, histogramWidth)
+		pad := strings.Repeat(" ", histogramWidth-utf8.RuneCountInString(b))
+		out = append(out, fmt.Sprintf("%-6s %s%s %d", durationBuckets[i].label, cyan(b), pad, counts[i]))
 	}
 	return out
 }
@@ -216,7 +219,7 @@ func startSparkline(recs []forward.Record, started, ended time.Time) string {
 		b.WriteRune(levels[min(l, 8)])
 	}
 	per := span / sparkCells
-	return fmt.Sprintf("%s %s", cyan("▕"+b.String()+"▏"), dim(fmt.Sprintf("%s each, busiest %d", humanDuration(per), top)))
+	return fmt.Sprintf("%s %s", cyan("▕"+b.String()+"▏"), dim(fmt.Sprintf("connections started per %s, at most %d", humanDuration(per), top)))
 }
 
 // totals is the summary's last line: counts, bytes and the pool.
