@@ -68,11 +68,11 @@ func writeBashCompletion(w io.Writer, app *cli.App) {
 	var cases strings.Builder
 	for _, c := range visibleCommands(app) {
 		cmds = append(cmds, c.Name)
-		words := flagWords(c.Flags)
+		words := append(flagWords(c.Flags), "--help")
 		if c.Name == "completion" {
 			words = []string{"bash", "zsh", "fish"}
 		}
-		fmt.Fprintf(&cases, "    %s) words=%q ;;\n", c.Name, strings.Join(append(words, "--help"), " "))
+		fmt.Fprintf(&cases, "    %s) words=%q ;;\n", c.Name, strings.Join(words, " "))
 	}
 	fmt.Fprintf(w, `# bash completion for warmport; load with: source <(warmport completion bash)
 _warmport() {
