@@ -144,6 +144,11 @@ func parseForwardArgs(args, typed []string) (forwardArgs, error) {
 	for ; i < len(args) && args[i] != "--"; i++ {
 		a := args[i]
 		if !strings.HasPrefix(a, "-") || a == "-" {
+			if len(words) == 2 { // a command without --: the rest is its own
+				words = append(words, args[i:]...)
+				i = len(args)
+				break
+			}
 			words = append(words, a)
 			continue
 		}

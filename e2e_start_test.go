@@ -1,0 +1,146 @@
+package main
+
+// End-to-end tests of what a first-time user meets at start: suggested
+// commands that work, a REMOTE that cannot be reached, --require-remote and
+// --json-file.
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSuggestedCommandsWork: a usage error that suggests a command suggests
+// one that runs: each suggestion, run by a shell, starts the forwarder with
+// the flags and values typed.
+func TestSuggestedCommandsWork(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, echo)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		tail   string // appended to the suggestion so it ends by itself
+		status int
+	}{
+		{"flag and value after", []string{"forward", "0", up.addr(), "--warm", "4"}, " -- true", 0},
+		{"flags before and after", []string{"forward", "-q", "0", up.addr(), "--warm=3", "--json"}, " -- true", 0},
+		{"command without --", []string{"forward", "0", up.addr(), "sh", "-c", "exit 3"}, "", 3},
+		{"flag after, then a command", []string{"forward", "0", up.addr(), "--warm", "1", "--", "sh", "-c", "exit 4"}, "", 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := runWarmport(t, tc.args...)
+			_, fix, ok := strings.Cut(strings.TrimSpace(r.stderr), ": warmport forward ")
+			if r.status != 2 || !ok {
+				t.Fatalf("warmport %q: status %d, stderr %q; want 2 and a suggested command", tc.args, r.status, r.stderr)
+			}
+			// fix may itself contain ": warmport forward " only if typed so; here it does not.
+			line := "warmport forward " + fix + tc.tail
+			cmd := exec.Command("bash", "-c", line)
+			cmd.Env = append(baseEnv(), "PATH="+filepath.Dir(warmportBin)+":"+os.Getenv("PATH"), "WARMPORT_STATE_DIR="+t.TempDir(), "NO_COLOR=1")
+			cmd.WaitDelay = exitTimeout
+			out, err := cmd.CombinedOutput()
+			status := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				status = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if status != tc.status || !readyRE.Match(out) {
+				t.Errorf("the suggestion %q: status %d; want %d and the ready line\n%s", line, status, tc.status, out)
+			}
+		})
+	}
+}
+
+// TestUnreachableRemote: a REMOTE that does not resolve or refuses gets one
+// warning line at start, whatever the retries, and the forwarder serves on;
+// with --require-remote it exits 1 before the ready line.
+func TestUnreachableRemote(t *testing.T) {
+	t.Parallel()
+	refused := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	for _, tc := range []struct{ name, remote, why string }{
+		{"does not resolve", "does-not-exist.invalid:80", "does-not-exist.invalid"},
+		{"refused", refused, "refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := startWarmport(t, "forward", "--warm", "4", "0", tc.remote)
+			addr := p.waitReady(t)
+			waitStderr(t, p, "warning: cannot reach "+tc.remote)
+			// A client gets closed (its dial fails too) and the forwarder goes on.
+			for range 2 {
+				c, err := net.DialTimeout("tcp", addr, exitTimeout)
+				if err != nil {
+					t.Fatalf("dial the forwarder: %v", err)
+				}
+				c.SetDeadline(time.Now().Add(exitTimeout))
+				if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+					t.Errorf("client read: %d bytes, %v; want the connection closed", n, err)
+				}
+				c.Close()
+			}
+			r := p.stop(t)
+			warnings := strings.Count(r.stderr, "warning: cannot reach")
+			if warnings != 1 || !strings.Contains(r.stderr, tc.why) {
+				t.Errorf("stderr: %d warnings; want 1 saying %q\n%s", warnings, tc.why, r.stderr)
+			}
+		})
+	}
+
+	t.Run("--require-remote refused", func(t *testing.T) {
+		t.Parallel()
+		r := runWarmport(t, "forward", "--require-remote", "0", refused)
+		if r.status != 1 || readyRE.MatchString(r.stderr) || len(lines(r.stderr)) != 1 ||
+			!strings.HasPrefix(r.stderr, "warmport: cannot reach "+refused) {
+			t.Errorf("status %d, stderr %q; want 1 and one line saying it cannot reach %s, no ready line", r.status, r.stderr, refused)
+		}
+	})
+	t.Run("--require-remote up", func(t *testing.T) {
+		t.Parallel()
+		up := startUpstream(t, echo)
+		p := startWarmport(t, "forward", "--require-remote", "0", up.addr())
+		p.waitReady(t)
+		if r := p.stop(t); strings.Contains(r.stderr, "warning") {
+			t.Errorf("stderr: %q; want no warning", r.stderr)
+		}
+	})
+}
+
+// TestJSONFile: --json-file writes the summary, with every contract key, to
+// PATH, while COMMAND's stdout stays COMMAND's alone.
+func TestJSONFile(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, echo)
+	path := filepath.Join(t.TempDir(), "session.json")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startWarmportEnv(t, []string{"NO_COLOR=1", helperEnv + "=dial"}, "forward", "-q", "--json-file", path, "0", up.addr(), "--", self)
+	r := p.wait(t, exitTimeout)
+	if r.status != 0 || !strings.HasPrefix(r.stdout, "helper: ") || strings.Contains(r.stdout, "{") {
+		t.Fatalf("status %d, stdout %q; want 0 and the command's line only\nstderr:\n%s", r.status, r.stdout, r.stderr)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkContractKeys(t, string(b))
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if _, ok := m["dropped"]; !ok || len(parseSummary(t, string(b)).Connections) != 1 {
+		t.Errorf("%s: %s; want \"dropped\" and the command's one connection", path, b)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: mode %v, %v; want 0600", path, fi.Mode().Perm(), err)
+	}
+}
