@@ -27,17 +27,38 @@ var benchCommand = &cli.Command{
 		"Without REMOTE it uses an embedded upstream that waits --setup-delay before its first byte, standing in\n" +
 		"for a distant server's handshake. Against a real REMOTE it measures the real round trip the pool saves;\n" +
 		"a server that does not speak first needs --send (e.g. --send 'HEAD / HTTP/1.0\\r\\n\\r\\n').",
-	Flags: []cli.Flag{
-		&cli.IntFlag{Name: "clients", Aliases: []string{"n"}, Value: 50, Usage: "new clients per mode, one after another"},
-		&cli.DurationFlag{Name: "interval", Value: 25 * time.Millisecond, Usage: "pause between clients, as clients that come and go"},
-		&cli.DurationFlag{Name: "setup-delay", Value: 20 * time.Millisecond, Usage: "embedded upstream only: delay before its first byte on a new connection"},
-		&cli.IntFlag{Name: "warm", Value: defaultWarm, Usage: "warm connections for the pooled mode"},
-		&cli.StringFlag{Name: "send", Usage: "bytes each client sends before waiting for the first byte back (Go escapes like \\r\\n work); default: 1 byte to the embedded upstream, nothing to a REMOTE"},
-		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "give up on one client after this long"},
-		&cli.BoolFlag{Name: "json", Usage: "print the results as JSON on stdout"},
-	},
+	// Flags: benchFlags.
 	OnUsageError: onUsageError,
 	Action:       benchAction,
+}
+
+// maxBenchClients bounds --clients: clients run one after another, so at the
+// default --interval 10000 of them take over four minutes per mode, and
+// beyond that a run is better split than waited for.
+const maxBenchClients = 10_000
+
+// benchFlags are bench's flags with their bounds (see flagSpec). --warm stops
+// at the pool's default bound, which the pooled mode uses.
+var benchFlags = []flagSpec{
+	{Flag: &cli.IntFlag{Name: "clients", Aliases: []string{"n"}, Value: 50, Usage: "`N` new clients per mode, one after another"},
+		min: 1, max: maxBenchClients},
+	{Flag: &cli.DurationFlag{Name: "interval", Value: 25 * time.Millisecond, Usage: "pause `DUR` between clients, as clients that come and go; 0 = none"}},
+	{Flag: &cli.DurationFlag{Name: "setup-delay", Value: 20 * time.Millisecond, Usage: "embedded upstream only: wait `DUR` before its first byte on a new connection; 0 = none"}},
+	{Flag: &cli.IntFlag{Name: "warm", Value: defaultWarm, Usage: "`N` warm connections for the pooled mode"},
+		min: 1, max: pool.DefaultMax},
+	{Flag: &cli.StringFlag{Name: "send", Usage: "bytes each client sends before waiting for the first byte back (Go escapes like \\r\\n work); default: 1 byte to the embedded upstream, nothing to a REMOTE"}},
+	{Flag: &cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "give up on one client after `DUR`; more than 0"},
+		positive: true},
+	{Flag: &cli.BoolFlag{Name: "json", Usage: "print the results as JSON on stdout"}},
+}
+
+func init() {
+	for _, s := range benchFlags {
+		if f, ok := s.Flag.(*cli.IntFlag); ok {
+			f.Usage += fmt.Sprintf(" (%d to %d)", s.min, s.max)
+		}
+		benchCommand.Flags = append(benchCommand.Flags, s.Flag)
+	}
 }
 
 // benchMode is one way of reaching the upstream, with its latencies.
@@ -63,17 +84,18 @@ func benchAction(c *cli.Context) error {
 	args := c.Args().Slice()
 	if len(args) > 1 {
 		if strings.HasPrefix(args[1], "-") {
-			return usageErrorf("flag %s after REMOTE would be ignored: flags go first, as in warmport bench %s %s", args[1], args[1], args[0])
+			fix := append(append(append([]string{"warmport", "bench"}, typedFlags(c)...), args[1:]...), args[0])
+			for i, a := range fix {
+				fix[i] = shellQuote(a)
+			}
+			return usageErrorf("%s after REMOTE: flags go first: %s", strings.Join(args[1:], " "), strings.Join(fix, " "))
 		}
 		return usageErrorf("unexpected argument %q: warmport bench [flags] [REMOTE]", args[1])
 	}
+	if err := checkFlags(c, benchFlags); err != nil {
+		return err
+	}
 	n, warm := c.Int("clients"), c.Int("warm")
-	if n < 1 {
-		return usageErrorf("--clients %d: want at least 1", n)
-	}
-	if warm < 1 || warm > pool.DefaultMax {
-		return usageErrorf("--warm %d: the pooled mode needs 1 to %d warm connections", warm, pool.DefaultMax)
-	}
 	send, err := unescape(c.String("send"))
 	if err != nil {
 		return usageErrorf("--send: %v", err)

@@ -144,3 +144,31 @@ func TestJSONFile(t *testing.T) {
 		t.Errorf("%s: mode %v, %v; want 0600", path, fi.Mode().Perm(), err)
 	}
 }
+
+// TestBenchBounds: bench's numbers outside their documented bounds, and
+// negative durations, are usage errors of one line, before anything runs.
+func TestBenchBounds(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		has  string
+	}{
+		{[]string{"--interval", "-1s"}, "--interval -1s: must not be negative"},
+		{[]string{"--setup-delay", "-5ms"}, "--setup-delay -5ms: must not be negative"},
+		{[]string{"--timeout", "-1s"}, "--timeout -1s: must not be negative"},
+		{[]string{"--timeout", "0s"}, "--timeout 0: must be more than 0"},
+		{[]string{"--clients", "0"}, "1 to 10000"},
+		{[]string{"--clients", "10001"}, "1 to 10000"},
+		{[]string{"--warm", "9"}, "1 to 8"},
+		{[]string{"--timeout", "5"}, "missing unit: write 5s"},
+		{[]string{"127.0.0.1:1", "--clients", "5"}, "warmport bench --clients 5 127.0.0.1:1"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			r := runWarmport(t, append([]string{"bench"}, tc.args...)...)
+			if r.status != 2 || len(lines(r.stderr)) != 1 || !strings.Contains(r.stderr, tc.has) || r.stdout != "" {
+				t.Errorf("bench %q: status %d, stderr %q, stdout %q; want 2 and one line saying %q", tc.args, r.status, r.stderr, r.stdout, tc.has)
+			}
+		})
+	}
+}
