@@ -172,3 +172,46 @@ func TestBenchBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestSummaryAfterCtrlC: on a terminal, Ctrl-C (the terminal echoes ^C where
+// the cursor is) is followed by the summary on a line of its own. script(1)
+// gives warmport a pseudo-terminal, and the ^C typed into it is a real one.
+func TestSummaryAfterCtrlC(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatal("script not found: install the Debian package bsdutils")
+	}
+	up := startUpstream(t, echo)
+	cmd := exec.Command("script", "-qec", warmportBin+" forward 0 "+up.addr(), "/dev/null")
+	cmd.Env = append(baseEnv(), "NO_COLOR=1", "WARMPORT_STATE_DIR="+t.TempDir())
+	out := &stderrWatcher{ready: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = out, out
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.WaitDelay = exitTimeout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-out.ready:
+	case <-time.After(readyTimeout):
+		cmd.Process.Kill()
+		t.Fatalf("no ready line through script within %v:\n%s", readyTimeout, out.String())
+	}
+	in.Write([]byte{3}) // Ctrl-C
+	select {
+	case <-done:
+	case <-time.After(exitTimeout):
+		cmd.Process.Kill()
+		t.Fatalf("warmport did not exit after ^C:\n%s", out.String())
+	}
+	in.Close()
+	got := strings.ReplaceAll(out.String(), "\r", "")
+	if !strings.Contains(got, "^C\nwarmport session ") {
+		t.Errorf("the terminal: got\n%s\nwant ^C, then the summary on a line of its own", got)
+	}
+}
