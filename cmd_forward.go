@@ -52,10 +52,12 @@ func forwardAction(c *cli.Context) error {
 	cfg.Pool.OnDial = dials.report
 	fw, err := forward.New(cfg)
 	if err != nil {
+		dropJSONFile(jsonFile)
 		return listenError(fa.local, err)
 	}
 	if c.Bool("require-remote") {
 		if err := requireRemote(c, fw, dials, fa.remote); err != nil {
+			dropJSONFile(jsonFile)
 			return err
 		}
 	}
@@ -72,6 +74,7 @@ func forwardAction(c *cli.Context) error {
 		child, err = startChild(fa.command, fw.Addr().String(), strconv.Itoa(fw.Addr().Port), c.App.Writer, stderr)
 		if err != nil {
 			fw.Shutdown(context.Background())
+			dropJSONFile(jsonFile)
 			return err
 		}
 		childDone, stopServe := context.WithCancel(context.Background())

@@ -143,6 +143,24 @@ func TestJSONFile(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("%s: mode %v, %v; want 0600", path, fi.Mode().Perm(), err)
 	}
+
+	// No session, no file: an empty one must not pass for a summary.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, args := range [][]string{
+		{busy.Addr().String(), up.addr()},
+		{"--require-remote", "0", "127.0.0.1:1"},
+		{"0", up.addr(), "--", "/nonexistent/command"},
+	} {
+		gone := filepath.Join(t.TempDir(), "session.json")
+		r := runWarmport(t, append([]string{"forward", "--json-file", gone}, args...)...)
+		if _, err := os.Stat(gone); r.status == 0 || !os.IsNotExist(err) {
+			t.Errorf("forward %q: status %d, file: %v; want a failure and no file", args, r.status, err)
+		}
+	}
 }
 
 // TestBenchBounds: bench's numbers outside their documented bounds, and

@@ -62,6 +62,16 @@ func openJSONFile(path string) (*os.File, error) {
 	return f, nil
 }
 
+// dropJSONFile removes --json-file's file when no session came to write it
+// (LOCAL could not be listened on, --require-remote failed): an empty file
+// must not look like a summary.
+func dropJSONFile(f *os.File) {
+	if f != nil {
+		f.Close()
+		os.Remove(f.Name())
+	}
+}
+
 // writeJSONFile writes the summary to --json-file's file and closes it.
 func writeJSONFile(f *os.File, sum *forward.Summary) error {
 	if f == nil {

@@ -183,7 +183,7 @@ func badValue(c *cli.Context, name, value string) string {
 	case *cli.IntFlag:
 		return fmt.Sprintf("%s %s: not a whole number: write e.g. %s 4", flag, value, flag)
 	}
-	return fmt.Sprintf("%s %s: not a valid value; run 'warmport %s --help'", flag, value, c.Command.Name)
+	return fmt.Sprintf("%s %s: not a valid value; run 'warmport --help' for what each command takes", flag, value)
 }
 
 // exitStatus prints err as one line and maps it to the contract's status.
