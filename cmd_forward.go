@@ -61,7 +61,7 @@ func forwardAction(c *cli.Context) error {
 			return err
 		}
 	}
-	out.printf("warmport: forwarding %s -> %s\n", fw.Addr(), fa.remote)
+	dials.readyLine("warmport: forwarding %s -> %s\n", fw.Addr(), fa.remote)
 	state := startStateRecorder(c.String("state-dir"), fw, out.printf) // See cmd_stats.go
 	defer state.close()
 

@@ -91,6 +91,9 @@ func TestUnreachableRemote(t *testing.T) {
 			if warnings != 1 || !strings.Contains(r.stderr, tc.why) {
 				t.Errorf("stderr: %d warnings; want 1 saying %q\n%s", warnings, tc.why, r.stderr)
 			}
+			if first := lines(r.stderr)[0]; !readyRE.MatchString(first) {
+				t.Errorf("first line of stderr: got %q; want the ready line, then the warning", first)
+			}
 		})
 	}
 

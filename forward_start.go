@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"sync"
 
@@ -22,6 +23,8 @@ type dialWatch struct {
 	seen    map[string]bool
 	decided bool
 	require bool
+	ready   bool     // the ready line is out: warn at once
+	held    []string // warnings that came before the ready line
 }
 
 func newDialWatch(remote string, require bool, warn func(string, ...any)) *dialWatch {
@@ -43,10 +46,32 @@ func (d *dialWatch) report(err error) {
 	if first {
 		d.first <- err
 	}
-	if fresh && !quiet {
-		d.warn("warmport: warning: cannot reach %s: %s; forwarding anyway, clients are closed until it answers (--require-remote exits instead)\n",
-			d.remote, oneLine(err.Error()))
+	if !fresh || quiet {
+		return
 	}
+	msg := fmt.Sprintf("warmport: warning: cannot reach %s: %s; forwarding anyway, clients are closed until it answers (--require-remote exits instead)\n",
+		d.remote, oneLine(err.Error()))
+	d.mu.Lock()
+	if !d.ready {
+		d.held = append(d.held, msg)
+		msg = ""
+	}
+	d.mu.Unlock()
+	if msg != "" {
+		d.warn("%s", msg)
+	}
+}
+
+// readyLine prints the ready line, then the warnings that came before it:
+// the ready line is always the first a user (or a script) reads.
+func (d *dialWatch) readyLine(format string, a ...any) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.warn(format, a...)
+	for _, msg := range d.held {
+		d.warn("%s", msg)
+	}
+	d.ready, d.held = true, nil
 }
 
 // openJSONFile creates --json-file's PATH at start, so a path that cannot be
