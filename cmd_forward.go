@@ -71,10 +71,10 @@ func parseForwardArgs(args []string) (forwardArgs, error) {
 		}
 	}
 	var err error
-	if fa.local, err = forward.ParseLocal(args[0]); err != nil {
+	if fa.local, err = parseLocal(args[0]); err != nil {
 		return fa, usageErrorf("%v", err)
 	}
-	if fa.remote, err = forward.ParseRemote(args[1]); err != nil {
+	if fa.remote, err = parseRemote(args[1]); err != nil {
 		return fa, usageErrorf("%v", err)
 	}
 	rest := args[2:]

@@ -27,8 +27,8 @@ var ErrIdle = errors.New("forward: idle")
 // Config says what to forward and how. The zero value of every optional
 // field is documented next to it.
 type Config struct {
-	Local  string // address to listen on, as ParseLocal returns it; required
-	Remote string // address to dial, as ParseRemote returns it; required
+	Local  string // address to listen on: HOST:PORT (port 0: the OS picks) or unix:PATH; required
+	Remote string // address to dial: HOST:PORT or unix:PATH; required
 
 	DialTimeout time.Duration // 0 = DefaultDialTimeout
 	IdleTimeout time.Duration // close a pair after this long with no byte either way; 0 = never

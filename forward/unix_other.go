@@ -1,0 +1,7 @@
+//go:build !linux || wpgoroutines
+
+package forward
+
+// UnixSockets says whether LOCAL and REMOTE may be unix:PATH in this build:
+// the goroutine relay handles TCP connections only.
+const UnixSockets = false
