@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -150,7 +151,11 @@ func forwardAction(c *cli.Context) error {
 	if len(fa.command) > 0 {
 		// COMMAND owns the terminal: Ctrl-C reaches it directly and is its
 		// to handle; SIGTERM is passed on. Its exit ends the session.
-		child, err = startChild(fa.command, fw.Addr().String(), strconv.Itoa(fw.Addr().Port), c.App.Writer, stderr)
+		port := "" // none for a Unix socket
+		if a, ok := fw.Addr().(*net.TCPAddr); ok {
+			port = strconv.Itoa(a.Port)
+		}
+		child, err = startChild(fa.command, fw.Addr().String(), port, c.App.Writer, stderr)
 		if err != nil {
 			fw.Shutdown(context.Background())
 			return err

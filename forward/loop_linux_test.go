@@ -389,7 +389,7 @@ func recordedClient(t *testing.T, local, host, remote string) string {
 		t.Fatal(err)
 	}
 	go f.Serve(context.Background())
-	addr := net.JoinHostPort(host, strconv.Itoa(f.Addr().Port))
+	addr := net.JoinHostPort(host, strconv.Itoa(f.Addr().(*net.TCPAddr).Port))
 	if got, err := echoOnce(addr, "hi"); err != nil || got != "hi" {
 		t.Fatalf("through %s on %s: %q, %v", addr, local, got, err)
 	}
