@@ -67,9 +67,6 @@ func (f *Forwarder) dialUpstream(ctx context.Context) (*sock, error) {
 	if path, ok := unixPath(f.cfg.Remote); ok {
 		return dialUnix(ctx, path, f.cfg.Remote)
 	}
-	if ctx.Err() != nil {
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: ctxErr(ctx)}
-	}
 	addrs, err := f.resolve(ctx)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
