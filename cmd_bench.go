@@ -102,7 +102,7 @@ func benchAction(c *cli.Context) error {
 	}
 	res := benchResult{Clients: n}
 	if len(args) == 1 {
-		if res.Remote, err = forward.ParseRemote(args[0]); err != nil {
+		if res.Remote, err = parseRemote(args[0]); err != nil {
 			return usageErrorf("%v", err)
 		}
 	} else {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -22,8 +23,8 @@ var forwardCommand = &cli.Command{
 	Name:      "forward",
 	Usage:     "listen on LOCAL and relay every connection to REMOTE",
 	ArgsUsage: "LOCAL REMOTE [-- COMMAND [ARG...]]",
-	Description: "LOCAL is PORT, :PORT, HOST:PORT or [IPv6]:PORT; a bare port binds 127.0.0.1 and 0 picks a free port.\n" +
-		"REMOTE is HOST:PORT, [IPv6]:PORT or a bare PORT on 127.0.0.1. Flags go before LOCAL REMOTE.\n" +
+	Description: "LOCAL is PORT, :PORT, HOST:PORT, [IPv6]:PORT or unix:PATH; a bare port binds 127.0.0.1 and 0 picks a free port.\n" +
+		"REMOTE is HOST:PORT, [IPv6]:PORT, a bare PORT on 127.0.0.1, or unix:PATH. Flags go before LOCAL REMOTE.\n" +
 		"With -- COMMAND, warmport runs COMMAND with WARMPORT_ADDR and WARMPORT_PORT set and exits with its status.",
 	// Flags: forwardFlags, in forward_flags.go.
 	OnUsageError: onUsageError,
@@ -71,7 +72,11 @@ func forwardAction(c *cli.Context) error {
 	if len(fa.command) > 0 {
 		// COMMAND owns the terminal: Ctrl-C reaches it directly and is its
 		// to handle; SIGTERM is passed on. Its exit ends the session.
-		child, err = startChild(fa.command, fw.Addr().String(), strconv.Itoa(fw.Addr().Port), c.App.Writer, stderr)
+		port := "" // none for a Unix socket
+		if a, ok := fw.Addr().(*net.TCPAddr); ok {
+			port = strconv.Itoa(a.Port)
+		}
+		child, err = startChild(fa.command, fw.Addr().String(), port, c.App.Writer, stderr)
 		if err != nil {
 			fw.Shutdown(context.Background())
 			dropJSONFile(jsonFile)

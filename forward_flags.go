@@ -187,10 +187,10 @@ func parseForwardArgs(args, typed []string) (forwardArgs, error) {
 		return fa, usageErrorf("%s must come before LOCAL REMOTE: %s", strings.Join(late, " "), fix)
 	}
 	var err error
-	if fa.local, err = forward.ParseLocal(words[0]); err != nil {
+	if fa.local, err = parseLocal(words[0]); err != nil {
 		return fa, usageErrorf("%v", err)
 	}
-	if fa.remote, err = forward.ParseRemote(words[1]); err != nil {
+	if fa.remote, err = parseRemote(words[1]); err != nil {
 		return fa, usageErrorf("%v", err)
 	}
 	return fa, nil

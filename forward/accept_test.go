@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 }
 
 func echoOnce(addr, msg string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, testTimeout)
+	c, err := dialLocal(addr) // HOST:PORT or unix:PATH
 	if err != nil {
 		return "", err
 	}

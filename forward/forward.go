@@ -27,8 +27,8 @@ var ErrIdle = errors.New("forward: idle")
 // Config says what to forward and how. The zero value of every optional
 // field is documented next to it.
 type Config struct {
-	Local  string // address to listen on, as ParseLocal returns it; required
-	Remote string // address to dial, as ParseRemote returns it; required
+	Local  string // address to listen on: HOST:PORT (port 0: the OS picks) or unix:PATH; required
+	Remote string // address to dial: HOST:PORT or unix:PATH; required
 
 	DialTimeout time.Duration // 0 = DefaultDialTimeout
 	IdleTimeout time.Duration // close a pair after this long with no byte either way; 0 = never
@@ -45,12 +45,14 @@ type Config struct {
 
 // Forwarder owns a listener, the warm pool and every pair it relays.
 type Forwarder struct {
-	cfg     Config
-	ln      *net.TCPListener
-	pool    *pool.Pool[*sock]
-	recs    *records
-	started time.Time
-	sem     chan struct{} // nil when MaxConns is 0
+	cfg       Config
+	listener  net.Listener     // a *net.TCPListener or, for unix:PATH, a *net.UnixListener
+	ln        *net.TCPListener // listener, if TCP
+	localUnix string           // cfg.Local if it is unix:PATH, else ""
+	pool      *pool.Pool[*sock]
+	recs      *records
+	started   time.Time
+	sem       chan struct{} // nil when MaxConns is 0
 
 	hardCtx    context.Context // canceled when the drain gives up: aborts dials
 	hardCancel context.CancelFunc
@@ -81,19 +83,21 @@ func New(cfg Config) (*Forwarder, error) {
 	if cfg.MaxConns > 0 {
 		f.sem = make(chan struct{}, cfg.MaxConns)
 	}
-	lc := net.ListenConfig{KeepAlive: keepAlive(cfg.Local)}
-	ln, err := lc.Listen(context.Background(), "tcp", cfg.Local)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Local, err)
+	_, localUnix := unixPath(cfg.Local)
+	if _, remoteUnix := unixPath(cfg.Remote); (localUnix || remoteUnix) && !UnixSockets {
+		return nil, errNoUnix
 	}
-	f.ln = ln.(*net.TCPListener)
+	var err error
+	if f.listener, err = f.listen(); err != nil {
+		return nil, err
+	}
 	if f.pool, err = pool.New(pool.WithDial(cfg.Pool, f.dialUpstream)); err != nil {
-		f.ln.Close()
+		f.listener.Close()
 		return nil, err
 	}
 	if err := f.startEngine(); err != nil { // now, while fds are plentiful
 		f.pool.Close()
-		f.ln.Close()
+		f.listener.Close()
 		f.closeAccept()
 		return nil, err
 	}
@@ -102,8 +106,34 @@ func New(cfg Config) (*Forwarder, error) {
 	return f, nil
 }
 
-// Addr is the address actually listened on (port 0 resolved).
-func (f *Forwarder) Addr() *net.TCPAddr { return f.ln.Addr().(*net.TCPAddr) }
+// listen listens on cfg.Local: TCP, or a Unix socket for unix:PATH.
+func (f *Forwarder) listen() (net.Listener, error) {
+	if path, ok := unixPath(f.cfg.Local); ok {
+		ln, err := listenUnix(path)
+		if err != nil {
+			// Not wrapped: the errno's usual advice is about ports.
+			return nil, fmt.Errorf("listen on %s: %v", f.cfg.Local, err)
+		}
+		f.localUnix = f.cfg.Local
+		return ln, nil
+	}
+	lc := net.ListenConfig{KeepAlive: keepAlive(f.cfg.Local)}
+	ln, err := lc.Listen(context.Background(), "tcp", f.cfg.Local)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", f.cfg.Local, err)
+	}
+	f.ln = ln.(*net.TCPListener)
+	return ln, nil
+}
+
+// Addr is the address actually listened on: a *net.TCPAddr (port 0
+// resolved), or for unix:PATH an address whose String is unix:PATH.
+func (f *Forwarder) Addr() net.Addr {
+	if f.localUnix != "" {
+		return unixAddr(f.localUnix)
+	}
+	return f.ln.Addr()
+}
 
 func (f *Forwarder) dialTimeout() time.Duration {
 	if f.cfg.DialTimeout > 0 {
@@ -215,7 +245,7 @@ func (f *Forwarder) release() {
 func (f *Forwarder) stopAccepting() {
 	f.quitOnce.Do(func() {
 		close(f.quit)
-		f.ln.Close()
+		f.listener.Close() // a Unix listener removes its socket file
 		f.closeAccept()
 		f.mu.Lock()
 		if f.idleTimer != nil {

@@ -80,6 +80,13 @@ func (u *upstream) close() {
 func startForwarder(t testing.TB, cfg Config) (*Forwarder, string) {
 	t.Helper()
 	cfg.Local = "127.0.0.1:0"
+	f := serve(t, cfg)
+	return f, f.Addr().String()
+}
+
+// serve runs a Forwarder on cfg until the test ends.
+func serve(t testing.TB, cfg Config) *Forwarder {
+	t.Helper()
 	f, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +104,7 @@ func startForwarder(t testing.TB, cfg Config) (*Forwarder, string) {
 		defer scancel()
 		f.Shutdown(sctx)
 	})
-	return f, f.Addr().String()
+	return f
 }
 
 // shutdown stops f, draining for up to drain, and returns its summary.
@@ -106,6 +113,25 @@ func shutdown(t *testing.T, f *Forwarder, drain time.Duration) *Summary {
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	return f.Shutdown(ctx)
+}
+
+// stream is a TCP or Unix stream connection.
+type stream interface {
+	net.Conn
+	CloseWrite() error
+}
+
+// dialLocal connects to a forwarder's LOCAL: HOST:PORT or unix:PATH.
+func dialLocal(addr string) (stream, error) {
+	network := "tcp"
+	if path, ok := unixPath(addr); ok {
+		network, addr = "unix", path
+	}
+	c, err := net.DialTimeout(network, addr, testTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return c.(stream), nil
 }
 
 func dial(t *testing.T, addr string) *net.TCPConn {

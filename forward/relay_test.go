@@ -21,7 +21,7 @@ import (
 
 // replyAfterEOF reads until the client's EOF, then answers with the sha256
 // of what it got followed by that many bytes of a pattern seeded by it.
-func replyAfterEOF(c *net.TCPConn) {
+func replyAfterEOF[C stream](c C) {
 	h := sha256.New()
 	n, err := io.Copy(h, c)
 	if err != nil {
@@ -86,7 +86,7 @@ func TestRelayHalfCloseGetsWholeReply(t *testing.T) {
 // roundTrip sends size random bytes, shuts down its write side, and checks
 // the reply that replyAfterEOF sends only after EOF, byte for byte.
 func roundTrip(addr string, size int) error {
-	c, err := net.DialTimeout("tcp", addr, testTimeout)
+	c, err := dialLocal(addr)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func roundTrip(addr string, size int) error {
 	}
 	go func() {
 		c.Write(payload)
-		c.(*net.TCPConn).CloseWrite()
+		c.CloseWrite()
 	}()
 	got, err := io.ReadAll(c)
 	if err != nil {

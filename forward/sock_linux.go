@@ -3,12 +3,9 @@
 package forward
 
 import (
-	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -27,6 +24,7 @@ type sock struct {
 	mu    sync.Mutex
 	fd    int // -1 once closed
 	raddr netip.AddrPort
+	name  string // a Unix socket's peer as records name it (unix:PATH); "" for TCP
 }
 
 func newSock(fd int, raddr netip.AddrPort) *sock { return &sock{fd: fd, raddr: raddr} }
@@ -75,11 +73,19 @@ func (s *sock) CloseWrite() error {
 	return s.do(rawShutdown)
 }
 
-func (s *sock) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(s.raddr) }
+func (s *sock) RemoteAddr() net.Addr {
+	if s.name != "" {
+		return unixAddr(s.name)
+	}
+	return net.TCPAddrFromAddrPort(s.raddr)
+}
 
 // remoteAddr is c's peer as its record shows it, as net.TCPAddr.String
 // would put it (an IPv4-mapped address as IPv4) in one allocation, not four.
 func remoteAddr(c *sock) string {
+	if c.name != "" {
+		return c.name
+	}
 	return netip.AddrPortFrom(c.raddr.Addr().Unmap(), c.raddr.Port()).String()
 }
 
@@ -116,12 +122,14 @@ func (f *Forwarder) accept() (*sock, error) {
 	defer f.acceptMu.Unlock()
 	err := f.lnRC.Read(f.acceptFn)
 	if err != nil {
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: f.Addr(), Err: err}
+		return nil, &net.OpError{Op: "accept", Net: f.Addr().Network(), Addr: f.Addr(), Err: err}
 	}
 	if f.acceptErr != nil {
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: f.Addr(), Err: os.NewSyscallError("accept4", f.acceptErr)}
+		return nil, &net.OpError{Op: "accept", Net: f.Addr().Network(), Addr: f.Addr(), Err: os.NewSyscallError("accept4", f.acceptErr)}
 	}
-	return newSock(f.accepted, f.acceptAddr), nil // options: see openAccept
+	c := newSock(f.accepted, f.acceptAddr) // options: see openAccept
+	c.name = f.localUnix                   // a Unix client has no address worth a record
+	return c, nil
 }
 
 // acceptOnce accepts on fd; false (wait) while no client is there.
@@ -139,14 +147,14 @@ func (f *Forwarder) acceptOnce(fd uintptr) bool {
 // inherits TCP_NODELAY and the keepalive settings from it, which saves a
 // setsockopt per client (five off loopback). New calls it right after
 // listening, before the ready line: a client queued in between would miss
-// them.
+// them. A Unix socket has no such options.
 func (f *Forwarder) openAccept() error {
-	file, err := f.ln.File() // nonblocking, so in Go's netpoller
+	file, err := f.listener.(interface{ File() (*os.File, error) }).File() // nonblocking, so in Go's netpoller
 	if err != nil {
 		return err
 	}
 	rc, err := file.SyscallConn()
-	if err == nil {
+	if err == nil && f.localUnix == "" {
 		err = rc.Control(func(fd uintptr) { setSockopts(int(fd), keepAlive(f.cfg.Local) >= 0) })
 	}
 	if err != nil {
@@ -175,156 +183,6 @@ func setSockopts(fd int, keepalive bool) {
 		rawSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 15)
 		rawSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
 	}
-}
-
-// errCanceled is Go's own text for a dial its context canceled.
-var errCanceled = errors.New("operation was canceled")
-
-// ctxErr is a done ctx's error as Go's dialer words it.
-func ctxErr(ctx context.Context) error {
-	if ctx.Err() == context.Canceled {
-		return errCanceled
-	}
-	return os.ErrDeadlineExceeded
-}
-
-// dialUpstream dials REMOTE: each address it resolves to in turn, as Go's
-// Dialer does without dual-stack racing, within DialTimeout, with Go's error
-// texts ("dial tcp 127.0.0.1:9: connect: connection refused").
-func (f *Forwarder) dialUpstream(ctx context.Context) (*sock, error) {
-	growStack() // in a client's goroutine or the pool's background dialer
-	deadline := time.Now().Add(f.dialTimeout())
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if ctx.Err() != nil {
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: ctxErr(ctx)}
-	}
-	addrs, err := f.resolve(ctx)
-	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
-	}
-	var first error
-	for _, a := range addrs {
-		s, err := dialAddr(ctx, a, deadline, keepAlive(f.cfg.Remote) >= 0)
-		if err == nil {
-			return s, nil
-		}
-		if first == nil {
-			first = err
-		}
-		if ctx.Err() != nil || !time.Now().Before(deadline) {
-			break
-		}
-	}
-	return nil, first
-}
-
-// resolve returns REMOTE's addresses: an IP literal as is (parsed once), a
-// name looked up on every dial, as Go's Dialer does. Callers only read the
-// slice.
-func (f *Forwarder) resolve(ctx context.Context) ([]netip.AddrPort, error) {
-	if lit := f.literal.Load(); lit != nil {
-		return *lit, nil
-	}
-	host, portStr, err := net.SplitHostPort(f.cfg.Remote)
-	if err != nil {
-		return nil, err
-	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil {
-		return nil, err
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		lit := []netip.AddrPort{netip.AddrPortFrom(ip, uint16(port))}
-		f.literal.Store(&lit)
-		return lit, nil
-	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]netip.AddrPort, 0, len(ips))
-	for _, ip := range ips {
-		out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(port)))
-	}
-	return out, nil
-}
-
-// dialAddr connects one nonblocking socket to a, waiting in poll(2) (a
-// blocked thread, not the netpoller the socket is kept out of) in slices
-// short enough to notice ctx. On loopback the handshake is done when connect
-// returns.
-func dialAddr(ctx context.Context, a netip.AddrPort, deadline time.Time, keepalive bool) (*sock, error) {
-	opErr := func(call string, err error) error {
-		if call != "" {
-			err = os.NewSyscallError(call, err)
-		}
-		return &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(a), Err: err}
-	}
-	family := unix.AF_INET
-	if !a.Addr().Is4() {
-		family = unix.AF_INET6
-	}
-	fd, err := rawSocket(family)
-	if err != nil {
-		return nil, opErr("socket", err)
-	}
-	setSockopts(fd, keepalive)
-	switch err := rawConnect(fd, a); err {
-	case nil:
-		return newSock(fd, a), nil
-	case unix.EINPROGRESS, unix.EINTR:
-	default:
-		rawClose(fd)
-		return nil, opErr("connect", err)
-	}
-	// On loopback the handshake is usually over by now. A second connect
-	// says so in one syscall without waiting (a poll and SO_ERROR take two):
-	// 0 once established, EALREADY while the handshake is on, the failure
-	// (ECONNREFUSED) otherwise. Only a handshake still on waits in poll.
-	switch err := rawConnect(fd, a); err {
-	case nil, unix.EISCONN:
-		return newSock(fd, a), nil
-	case unix.EALREADY, unix.EINPROGRESS, unix.EINTR:
-	default:
-		rawClose(fd)
-		return nil, opErr("connect", err)
-	}
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-	for {
-		wait := time.Until(deadline)
-		switch {
-		case ctx.Err() != nil:
-			rawClose(fd)
-			return nil, opErr("", ctxErr(ctx))
-		case wait <= 0:
-			rawClose(fd)
-			return nil, opErr("", os.ErrDeadlineExceeded)
-		}
-		n, err := unix.Poll(pfd, int(min(wait, 50*time.Millisecond)/time.Millisecond)+1)
-		if err == unix.EINTR || (err == nil && n == 0) {
-			continue
-		}
-		if err != nil {
-			rawClose(fd)
-			return nil, opErr("poll", err)
-		}
-		return connected(fd, a, opErr)
-	}
-}
-
-// connected finishes a connect that poll saw done: SO_ERROR says how.
-func connected(fd int, a netip.AddrPort, opErr func(string, error) error) (*sock, error) {
-	soErr, err := rawSOError(fd)
-	if err == nil && soErr != 0 {
-		err = syscall.Errno(soErr)
-	}
-	if err != nil {
-		rawClose(fd)
-		return nil, opErr("connect", err)
-	}
-	return newSock(fd, a), nil
 }
 
 // The relay's syscalls never block (every fd is nonblocking), so they are

@@ -1,8 +1,10 @@
-package forward
+package main
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/warmport/warmport/forward"
 )
 
 func TestParseLocal(t *testing.T) {
@@ -33,13 +35,21 @@ func TestParseLocal(t *testing.T) {
 		{in: "a b:80", errHas: "cannot have"},
 		{in: "1.2.3.4", errHas: "missing port"},
 		{in: "123456", errHas: "0 to 65535"},
+		{in: "unix:/run/app.sock", want: "unix:/run/app.sock"},
+		{in: "unix:rel/app.sock", want: "unix:rel/app.sock"},
+		{in: "unix:" + longPath(107), want: "unix:" + longPath(107)},
+		{in: "unix:" + longPath(108), errHas: "over the 107"},
+		{in: "unix:", errHas: "missing PATH"},
+		{in: "unix:@abstract", errHas: "abstract"},
+		{in: "unix:/a\x00b", errHas: "NUL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseLocal(tt.in)
+			tt.want, tt.errHas = unixUnsupported(tt.in, tt.want, tt.errHas)
+			got, err := parseLocal(tt.in)
 			if tt.errHas != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
-					t.Fatalf("ParseLocal(%q) = %q, %v; want error containing %q", tt.in, got, err, tt.errHas)
+					t.Fatalf("parseLocal(%q) = %q, %v; want error containing %q", tt.in, got, err, tt.errHas)
 				}
 				if !strings.Contains(err.Error(), "use PORT") {
 					t.Errorf("error %q does not say what to use", err)
@@ -47,7 +57,7 @@ func TestParseLocal(t *testing.T) {
 				return
 			}
 			if err != nil || got != tt.want {
-				t.Fatalf("ParseLocal(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+				t.Fatalf("parseLocal(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 			}
 		})
 	}
@@ -69,22 +79,38 @@ func TestParseRemote(t *testing.T) {
 		{in: "db", errHas: "missing port"},
 		{in: "2001:db8::1:443", errHas: "brackets"},
 		{in: "db:99999", errHas: "0 to 65535"},
+		{in: "unix:/var/run/docker.sock", want: "unix:/var/run/docker.sock"},
+		{in: "unix:" + longPath(200), errHas: "sun_path"},
+		{in: "unix:", errHas: "missing PATH"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseRemote(tt.in)
+			tt.want, tt.errHas = unixUnsupported(tt.in, tt.want, tt.errHas)
+			got, err := parseRemote(tt.in)
 			if tt.errHas != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
-					t.Fatalf("ParseRemote(%q) = %q, %v; want error containing %q", tt.in, got, err, tt.errHas)
+					t.Fatalf("parseRemote(%q) = %q, %v; want error containing %q", tt.in, got, err, tt.errHas)
 				}
 				return
 			}
 			if err != nil || got != tt.want {
-				t.Fatalf("ParseRemote(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+				t.Fatalf("parseRemote(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 			}
 		})
 	}
 }
+
+// unixUnsupported turns a unix:PATH case into the error a build without
+// Unix sockets gives.
+func unixUnsupported(in, want, errHas string) (string, string) {
+	if strings.HasPrefix(in, "unix:") && !forward.UnixSockets {
+		return "", "not supported on this platform"
+	}
+	return want, errHas
+}
+
+// longPath is an absolute path of n bytes.
+func longPath(n int) string { return "/" + strings.Repeat("p", n-1) }
 
 // fuzzParse checks that parse never panics and that what it accepts is a
 // fixed point: parsing its own output gives the same address back.
@@ -103,15 +129,15 @@ func fuzzParse(t *testing.T, parse func(string) (string, error), s string) {
 }
 
 func FuzzParseLocal(f *testing.F) {
-	for _, s := range []string{"8080", ":0", "[::1]:80", "localhost:1", "::1:80", "[x]:1", "a:b:c", "0.0.0.0:65535"} {
+	for _, s := range []string{"8080", ":0", "[::1]:80", "localhost:1", "::1:80", "[x]:1", "a:b:c", "0.0.0.0:65535", "unix:/tmp/s"} {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, s string) { fuzzParse(t, ParseLocal, s) })
+	f.Fuzz(func(t *testing.T, s string) { fuzzParse(t, parseLocal, s) })
 }
 
 func FuzzParseRemote(f *testing.F) {
-	for _, s := range []string{"5432", "db:5432", "[2001:db8::1]:443", "db", ":1", "[fe80::1%eth0]:22"} {
+	for _, s := range []string{"5432", "db:5432", "[2001:db8::1]:443", "db", ":1", "[fe80::1%eth0]:22", "unix:x"} {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, s string) { fuzzParse(t, ParseRemote, s) })
+	f.Fuzz(func(t *testing.T, s string) { fuzzParse(t, parseRemote, s) })
 }

@@ -1,4 +1,4 @@
-package forward
+package main
 
 import (
 	"fmt"
@@ -6,31 +6,39 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/warmport/warmport/forward"
 )
 
-// DefaultHost is where a bare PORT or :PORT binds or points: loopback, never
+// defaultHost is where a bare PORT or :PORT binds or points: loopback, never
 // all interfaces, so an ad hoc forwarder cannot expose a database to the LAN
 // by accident.
-const DefaultHost = "127.0.0.1"
+const defaultHost = "127.0.0.1"
 
-// ParseLocal parses the LOCAL argument: PORT, :PORT, HOST:PORT or
-// [IPv6]:PORT. A missing host means DefaultHost; port 0 lets the OS pick.
-// The result is in net.JoinHostPort form and parses back to itself.
-func ParseLocal(s string) (string, error) {
+// maxUnixPath is the longest path a Unix socket address holds: sun_path is
+// 108 bytes, the last one its NUL.
+const maxUnixPath = 107
+
+// parseLocal parses the LOCAL argument: PORT, :PORT, HOST:PORT,
+// [IPv6]:PORT or unix:PATH. A missing host means defaultHost; port 0 lets
+// the OS pick. The result is in net.JoinHostPort form (or unix:PATH) and
+// parses back to itself.
+func parseLocal(s string) (string, error) {
 	addr, err := parseAddr(s, true)
 	if err != nil {
-		return "", fmt.Errorf("bad LOCAL %q: %v; use PORT, :PORT, HOST:PORT or [IPv6]:PORT", s, err)
+		return "", fmt.Errorf("bad LOCAL %q: %v; use PORT, :PORT, HOST:PORT, [IPv6]:PORT or unix:PATH", s, err)
 	}
 	return addr, nil
 }
 
-// ParseRemote parses the REMOTE argument: HOST:PORT (a name, IPv4 or
-// [IPv6]) or a bare PORT meaning DefaultHost:PORT. Port 0 is refused.
-// The result is in net.JoinHostPort form and parses back to itself.
-func ParseRemote(s string) (string, error) {
+// parseRemote parses the REMOTE argument: HOST:PORT (a name, IPv4 or
+// [IPv6]), a bare PORT meaning defaultHost:PORT, or unix:PATH. Port 0 is
+// refused. The result is in net.JoinHostPort form (or unix:PATH) and parses
+// back to itself.
+func parseRemote(s string) (string, error) {
 	addr, err := parseAddr(s, false)
 	if err != nil {
-		return "", fmt.Errorf("bad REMOTE %q: %v; use HOST:PORT, [IPv6]:PORT or PORT", s, err)
+		return "", fmt.Errorf("bad REMOTE %q: %v; use HOST:PORT, [IPv6]:PORT, PORT or unix:PATH", s, err)
 	}
 	return addr, nil
 }
@@ -38,6 +46,9 @@ func ParseRemote(s string) (string, error) {
 func parseAddr(s string, allowZero bool) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("empty address")
+	}
+	if path, ok := strings.CutPrefix(s, "unix:"); ok {
+		return s, checkUnixPath(path)
 	}
 	host, port := "", s
 	if strings.ContainsAny(s, ":[]") {
@@ -68,7 +79,7 @@ func parseAddr(s string, allowZero bool) (string, error) {
 		return "", fmt.Errorf("port 0 is not a port you can connect to")
 	}
 	if host == "" {
-		host = DefaultHost
+		host = defaultHost
 	} else if err := checkHost(host); err != nil {
 		return "", err
 	}
@@ -110,6 +121,24 @@ func checkHost(h string) error {
 		if !ok {
 			return fmt.Errorf("host %q has a character a host name cannot have (%q)", h, r)
 		}
+	}
+	return nil
+}
+
+// checkUnixPath accepts a path a Unix stream socket can be bound to or
+// connected at.
+func checkUnixPath(path string) error {
+	switch {
+	case !forward.UnixSockets:
+		return fmt.Errorf("Unix sockets are not supported on this platform yet")
+	case path == "":
+		return fmt.Errorf("missing PATH after unix:")
+	case strings.HasPrefix(path, "@"):
+		return fmt.Errorf("abstract sockets (@NAME) are not supported; name a file")
+	case strings.ContainsRune(path, 0):
+		return fmt.Errorf("the path has a NUL byte")
+	case len(path) > maxUnixPath:
+		return fmt.Errorf("the path is %d bytes, over the %d a Unix socket address holds (sun_path); pick a shorter one", len(path), maxUnixPath)
 	}
 	return nil
 }
