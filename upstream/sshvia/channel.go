@@ -34,11 +34,12 @@ type Channel struct {
 	werr    error         // what ended the watcher's reading, if it read one
 	claimed bool          // Read was called: the watcher stops after its read
 	wdone   chan struct{} // closed when the watcher has stopped
+	first   chan struct{} // closed at the watcher's first bytes or error
 	eofSent bool
 }
 
 func newChannel(ch ssh.Channel, c *sshConn, target string) *Channel {
-	k := &Channel{ch: ch, conn: c, target: target, wdone: make(chan struct{})}
+	k := &Channel{ch: ch, conn: c, target: target, wdone: make(chan struct{}), first: make(chan struct{})}
 	go k.watch()
 	return k
 }
@@ -46,7 +47,7 @@ func newChannel(ch ssh.Channel, c *sshConn, target string) *Channel {
 func (k *Channel) watch() {
 	defer close(k.wdone)
 	buf := make([]byte, 2048)
-	for {
+	for i := 0; ; i++ {
 		n, err := k.ch.Read(buf)
 		k.mu.Lock()
 		k.pending = append(k.pending, buf[:n]...)
@@ -55,6 +56,9 @@ func (k *Channel) watch() {
 		}
 		stop := err != nil || k.claimed || len(k.pending) >= maxGreeting
 		k.mu.Unlock()
+		if i == 0 {
+			close(k.first)
+		}
 		if stop {
 			return
 		}

@@ -46,6 +46,12 @@ type Config struct {
 	// Prompt asks for an encrypted key's passphrase; nil means there is no
 	// terminal, and encrypted keys not in the agent are skipped.
 	Prompt func(prompt string) ([]byte, error)
+
+	// Test knobs: zero means the config's or the default.
+	alive    time.Duration // ServerAliveInterval
+	aliveMax int           // ServerAliveCountMax
+	backoff  time.Duration // the first redial back-off
+	ciphers  []string      // cipher preference
 }
 
 const (

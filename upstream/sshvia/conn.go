@@ -82,7 +82,7 @@ func (w *watchConn) Read(p []byte) (int, error) {
 	if n > 0 {
 		w.read.Add(1)
 	}
-	if err != nil && w.c != nil {
+	if err != nil {
 		w.c.markLost(err)
 	}
 	return n, err
@@ -164,12 +164,15 @@ func (d *dialer) handshake(ctx context.Context, c *sshConn, raw net.Conn, h *hos
 		Timeout:           d.timeout,
 	}
 	cc.Ciphers = ciphers
+	if c := d.keys.cfg.ciphers; c != nil {
+		cc.Ciphers = c
+	}
 	// The handshake takes no context: a timer closes the transport, which
 	// works for TCP and for a jump host's channel alike.
 	hctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	stop := context.AfterFunc(hctx, func() { raw.Close() })
-	w := &watchConn{Conn: raw}
+	w := &watchConn{Conn: raw, c: c}
 	sc, chans, reqs, err := ssh.NewClientConn(w, h.addr(), cc)
 	if !stop() {
 		if sc != nil {
@@ -189,7 +192,6 @@ func (d *dialer) handshake(ctx context.Context, c *sshConn, raw net.Conn, h *hos
 		}
 		return fmt.Errorf("ssh %s: %v", h, err)
 	}
-	w.c = c
 	c.client = ssh.NewClient(sc, chans, reqs)
 	go func() {
 		err := c.client.Wait()
@@ -199,7 +201,11 @@ func (d *dialer) handshake(ctx context.Context, c *sshConn, raw net.Conn, h *hos
 		c.markLost(err)
 		close(c.done)
 	}()
-	go c.keepalive(w, h.alive, h.aliveMax)
+	alive, aliveMax := h.alive, h.aliveMax
+	if cfg := d.keys.cfg; cfg.alive > 0 {
+		alive, aliveMax = cfg.alive, cfg.aliveMax
+	}
+	go c.keepalive(w, alive, aliveMax)
 	return nil
 }
 

@@ -100,14 +100,17 @@ func (t *Tunnel) heal(c *sshConn) {
 		case <-t.ctx.Done():
 			return
 		}
-		reason := c.dropped()
+		reason := c.markLost(errors.New("ended")).reason
 		c.close(reason)
 		t.mu.Lock()
 		t.unsetLocked(c)
 		t.mu.Unlock()
-		t.logf("ssh %s: connection lost (%v); reconnecting", t, errors.Unwrap(reason.(*dropError)).Error())
+		t.logf("ssh %s: connection lost (%v); reconnecting", t, reason)
 		start := time.Now()
 		wait, tries := backoffMin, 0
+		if b := t.d.keys.cfg.backoff; b > 0 {
+			wait = b
+		}
 		for {
 			tries++
 			nc, err := t.d.connect(t.ctx, t.d.target, nil, 0)
