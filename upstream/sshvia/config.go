@@ -69,7 +69,7 @@ type host struct {
 	port       int
 	identities []string // expanded paths, in config order
 	knownHosts []string
-	agent      string // IdentityAgent: "" for SSH_AUTH_SOCK, "none" for none
+	agent      string   // IdentityAgent: "" for SSH_AUTH_SOCK, "none" for none
 	jumps      []string // ProxyJump hops, first hop first
 	alive      time.Duration
 	aliveMax   int

@@ -28,8 +28,8 @@ type testServer struct {
 	authKey ssh.PublicKey
 
 	mu     sync.Mutex
-	refuse string              // reject direct-tcpip, administratively prohibited, with this message
-	conns  map[net.Conn]*bool  // live connections; *bool: keepalives go unanswered
+	refuse string             // reject direct-tcpip, administratively prohibited, with this message
+	conns  map[net.Conn]*bool // live connections; *bool: keepalives go unanswered
 	wg     sync.WaitGroup
 	closed bool
 }
