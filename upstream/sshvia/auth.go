@@ -28,6 +28,8 @@ type attempt struct {
 	notes   []string
 	signers []*trackedSigner
 	closers []io.Closer
+	// hold pauses the handshake's timeout while a passphrase is asked.
+	hold func() (release func())
 }
 
 func (a *attempt) note(format string, args ...any) {
@@ -148,7 +150,7 @@ func (kr *keyring) fileSigner(f string, explicit bool, a *attempt) {
 		case pub == nil:
 			a.note("%s is encrypted and has no %s.pub to offer first", f, f)
 		default:
-			a.signers = append(a.signers, track(&lockedKey{kr: kr, file: f, pem: pem, pub: pub}, f))
+			a.signers = append(a.signers, track(&lockedKey{kr: kr, at: a, file: f, pem: pem, pub: pub}, f))
 		}
 	default:
 		a.note("%s: %v", f, err)
@@ -179,6 +181,7 @@ func readPub(f string) ssh.PublicKey {
 // passphrase is asked when the server accepted it and wants a signature.
 type lockedKey struct {
 	kr   *keyring
+	at   *attempt
 	file string
 	pem  []byte
 	pub  ssh.PublicKey
@@ -207,6 +210,9 @@ func (k *lockedKey) SignWithAlgorithm(r io.Reader, data []byte, algo string) (*s
 }
 
 func (k *lockedKey) unlock() (ssh.Signer, error) {
+	if k.at.hold != nil {
+		defer k.at.hold()()
+	}
 	pass, err := k.kr.cfg.Prompt(fmt.Sprintf("Enter passphrase for key '%s': ", k.file))
 	if err != nil {
 		return nil, fmt.Errorf("%s: passphrase: %v", k.file, err)

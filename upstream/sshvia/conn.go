@@ -167,19 +167,29 @@ func (d *dialer) handshake(ctx context.Context, c *sshConn, raw net.Conn, h *hos
 	if c := d.keys.cfg.ciphers; c != nil {
 		cc.Ciphers = c
 	}
-	// The handshake takes no context: a timer closes the transport, which
-	// works for TCP and for a jump host's channel alike.
-	hctx, cancel := context.WithTimeout(ctx, d.timeout)
-	defer cancel()
-	stop := context.AfterFunc(hctx, func() { raw.Close() })
+	// The handshake takes no context: a timer or ctx closes the transport,
+	// which works for TCP and for a jump host's channel alike. The timer
+	// stops while a passphrase is asked: a person types slower than that.
+	var expired atomic.Bool
+	timer := time.AfterFunc(d.timeout, func() { expired.Store(true); raw.Close() })
+	at.hold = func() (release func()) {
+		if !timer.Stop() {
+			return func() {}
+		}
+		return func() { timer.Reset(d.timeout) }
+	}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	w := &watchConn{Conn: raw, c: c}
 	sc, chans, reqs, err := ssh.NewClientConn(w, h.addr(), cc)
-	if !stop() {
+	timer.Stop()
+	if !stop() || expired.Load() {
 		if sc != nil {
 			sc.Close()
 		}
-		if err == nil || hctx.Err() != nil {
-			err = fmt.Errorf("handshake: %v", hctx.Err())
+		if ctx.Err() != nil {
+			err = fmt.Errorf("handshake: %w", ctx.Err())
+		} else {
+			err = fmt.Errorf("handshake: no answer in %v", d.timeout)
 		}
 	}
 	if err != nil {

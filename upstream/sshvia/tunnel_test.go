@@ -19,7 +19,7 @@ import (
 // host key to e's known_hosts.
 func serverFor(t *testing.T, e *testEnv) *testServer {
 	t.Helper()
-	s := startServer(t, "127.0.0.1:0", newSigner(t), e.key.PublicKey())
+	s := startServer(t, "127.0.0.1:0", newSigner(t), e.key)
 	e.trust(t, s.port(), s.hostKey.PublicKey())
 	return s
 }
@@ -209,7 +209,7 @@ func TestDialWaitsForHealing(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "heal") {
 		t.Fatalf("Dial while down: got %v; want a deadline while waiting to heal", err)
 	}
-	startServer(t, s.addr, s.hostKey, e.key.PublicKey())
+	startServer(t, s.addr, s.hostKey, e.key)
 	dial(t, tun, target)
 }
 
