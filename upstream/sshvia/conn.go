@@ -68,8 +68,8 @@ func (c *sshConn) close(reason error) {
 	}
 }
 
-// watchConn is the transport under x/crypto's mux: its first read error is
-// recorded as the drop before x/crypto sees it, so every channel's EOF that
+// watchConn is the transport under x/crypto's mux: its first read or write
+// error is recorded as the drop before x/crypto sees it, so every channel's EOF that
 // the drop causes finds the connection already marked lost.
 type watchConn struct {
 	net.Conn
@@ -82,6 +82,16 @@ func (w *watchConn) Read(p []byte) (int, error) {
 	if n > 0 {
 		w.read.Add(1)
 	}
+	if err != nil {
+		w.c.markLost(err)
+	}
+	return n, err
+}
+
+// Write marks the connection lost on a failed write too: a channel's Write
+// that fails on it then reports the drop, not a bare socket error.
+func (w *watchConn) Write(p []byte) (int, error) {
+	n, err := w.Conn.Write(p)
 	if err != nil {
 		w.c.markLost(err)
 	}

@@ -99,17 +99,25 @@ func (s *realSSHD) start() time.Time {
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("sshd: %v", err)
 	}
-	s.cmd, s.exited = cmd, make(chan struct{})
+	exited := make(chan struct{})
+	s.cmd, s.exited = cmd, exited
 	listening := make(chan time.Time, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if strings.Contains(sc.Text(), "Server listening on") {
-				listening <- time.Now()
+				select {
+				case listening <- time.Now():
+				default:
+				}
 			}
 		}
+	}()
+	// Wait closes stderr's pipe, even while a connection's process that
+	// inherited it lives on.
+	go func() {
 		cmd.Wait()
-		close(s.exited)
+		close(exited)
 	}()
 	select {
 	case at := <-listening:
@@ -128,6 +136,9 @@ func (s *realSSHD) kill() {
 	if s.cmd == nil {
 		return
 	}
+	// Stopped, sshd forks no connection process between the look at
+	// /proc and the kill.
+	s.cmd.Process.Signal(syscall.SIGSTOP)
 	for _, pid := range descendants(s.cmd.Process.Pid) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
