@@ -142,7 +142,9 @@ func (d *dialer) connect(ctx context.Context, h *host, jumps []string, depth int
 			return nil, err
 		}
 		c.under = append(jc.under, jc.client)
-		raw, err = jc.client.Dial("tcp", h.addr())
+		dctx, cancel := context.WithTimeout(ctx, d.timeout)
+		raw, err = jc.client.DialContext(dctx, "tcp", h.addr())
+		cancel()
 		if err != nil {
 			jc.close(err)
 			return nil, fmt.Errorf("jump host %s: channel to %s: %v", jh, h.addr(), err)

@@ -22,7 +22,7 @@ import (
 // testServer is an in-process SSH server that forwards direct-tcpip
 // channels, with switches for the failures a tunnel must survive.
 type testServer struct {
-	t       *testing.T
+	t       testing.TB
 	ln      net.Listener
 	addr    string
 	hostKey ssh.Signer
@@ -35,7 +35,7 @@ type testServer struct {
 	closed bool
 }
 
-func newSigner(t *testing.T) ssh.Signer {
+func newSigner(t testing.TB) ssh.Signer {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -50,7 +50,7 @@ func newSigner(t *testing.T) ssh.Signer {
 
 // startServer listens on addr ("127.0.0.1:0" for a free port) and accepts
 // publickey auth with authKey.
-func startServer(t *testing.T, addr string, hostKey ssh.Signer, authKey ssh.PublicKey) *testServer {
+func startServer(t testing.TB, addr string, hostKey ssh.Signer, authKey ssh.PublicKey) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -228,7 +228,7 @@ type testEnv struct {
 	logs    chan string
 }
 
-func newEnv(t *testing.T) *testEnv {
+func newEnv(t testing.TB) *testEnv {
 	t.Helper()
 	t.Setenv("SSH_AUTH_SOCK", "")
 	home := t.TempDir()
@@ -255,7 +255,7 @@ func newEnv(t *testing.T) *testEnv {
 // passphrase is not empty (by ssh-keygen with one KDF round: x/crypto's 16
 // rounds take seconds under -race), and returns its signer or, for an
 // encrypted key, its public half in a signer-less form.
-func writeKey(t *testing.T, file, passphrase string) (ssh.PublicKey, string) {
+func writeKey(t testing.TB, file, passphrase string) (ssh.PublicKey, string) {
 	t.Helper()
 	if passphrase != "" {
 		out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-a", "1", "-N", passphrase, "-C", "test", "-f", file).CombinedOutput()
@@ -287,7 +287,7 @@ func writeKey(t *testing.T, file, passphrase string) (ssh.PublicKey, string) {
 }
 
 // trust adds key as the host key of 127.0.0.1:port to known_hosts.
-func (e *testEnv) trust(t *testing.T, port int, key ssh.PublicKey) {
+func (e *testEnv) trust(t testing.TB, port int, key ssh.PublicKey) {
 	t.Helper()
 	f, err := os.OpenFile(e.known, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -301,7 +301,7 @@ func (e *testEnv) trust(t *testing.T, port int, key ssh.PublicKey) {
 }
 
 // waitLog waits for a log line containing sub.
-func (e *testEnv) waitLog(t *testing.T, sub string) string {
+func (e *testEnv) waitLog(t testing.TB, sub string) string {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {

@@ -21,7 +21,7 @@ const sshdPath = "/usr/sbin/sshd"
 // realSSHD is OpenSSH's sshd, run by the test on 127.0.0.1 with its own
 // host key and authorized_keys in a temp dir.
 type realSSHD struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	port    int
 	hostKey ssh.PublicKey
@@ -29,7 +29,7 @@ type realSSHD struct {
 	exited  chan struct{}
 }
 
-func keygen(t *testing.T, file string) ssh.PublicKey {
+func keygen(t testing.TB, file string) ssh.PublicKey {
 	t.Helper()
 	out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", file).CombinedOutput()
 	if err != nil {
@@ -42,7 +42,7 @@ func keygen(t *testing.T, file string) ssh.PublicKey {
 	return pub
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,7 +54,7 @@ func freePort(t *testing.T) int {
 
 // newSSHD writes sshd's files; user is authorized with the public key in
 // authFile; extra lines go into sshd_config.
-func newSSHD(t *testing.T, authFile string, extra ...string) *realSSHD {
+func newSSHD(t testing.TB, authFile string, extra ...string) *realSSHD {
 	t.Helper()
 	if _, err := os.Stat(sshdPath); err != nil {
 		t.Fatalf("%s missing: install the Debian package openssh-server", sshdPath)
@@ -186,7 +186,7 @@ func descendants(pid int) []int {
 
 // startAgent runs an ssh-agent of the test's own on a socket in a temp dir
 // and adds key to it.
-func startAgent(t *testing.T, key string) string {
+func startAgent(t testing.TB, key string) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	cmd := exec.Command("ssh-agent", "-D", "-a", sock)
@@ -211,7 +211,7 @@ func startAgent(t *testing.T, key string) string {
 	return sock
 }
 
-func currentUser(t *testing.T) string {
+func currentUser(t testing.TB) string {
 	t.Helper()
 	u, err := user.Current()
 	if err != nil {
@@ -222,7 +222,7 @@ func currentUser(t *testing.T) string {
 
 // sshdEnv is a real sshd with a user key in an agent of the test's own and
 // a home whose known_hosts trusts the sshd.
-func sshdEnv(t *testing.T, extra ...string) (*testEnv, *realSSHD) {
+func sshdEnv(t testing.TB, extra ...string) (*testEnv, *realSSHD) {
 	t.Helper()
 	e := newEnv(t)
 	auth := filepath.Join(t.TempDir(), "authorized_keys")

@@ -10,7 +10,7 @@ import (
 
 // startTarget serves each connection on 127.0.0.1 with fn until the test
 // ends, and returns its address.
-func startTarget(t *testing.T, fn func(c *net.TCPConn)) string {
+func startTarget(t testing.TB, fn func(c *net.TCPConn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -52,7 +52,7 @@ func banner(greeting string) func(c *net.TCPConn) {
 func closer(c *net.TCPConn) {}
 
 // openTunnel opens a tunnel to s for e, closed at the end of the test.
-func openTunnel(t *testing.T, e *testEnv, via string) *Tunnel {
+func openTunnel(t testing.TB, e *testEnv, via string) *Tunnel {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -65,7 +65,7 @@ func openTunnel(t *testing.T, e *testEnv, via string) *Tunnel {
 	return tun
 }
 
-func dial(t *testing.T, tun *Tunnel, addr string) *Channel {
+func dial(t testing.TB, tun *Tunnel, addr string) *Channel {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -79,7 +79,7 @@ func dial(t *testing.T, tun *Tunnel, addr string) *Channel {
 
 // waitWatcher waits until the idle channel's watcher has read something:
 // bytes, an EOF or a drop.
-func waitWatcher(t *testing.T, ch *Channel) {
+func waitWatcher(t testing.TB, ch *Channel) {
 	t.Helper()
 	select {
 	case <-ch.first:

@@ -1,0 +1,136 @@
+package sshvia
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// sink reads to EOF, then answers with the byte count.
+func sink(c *net.TCPConn) {
+	n, _ := io.Copy(io.Discard, c)
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	c.Write(b[:])
+}
+
+// cpuTime is this process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkBulk pushes bytes through OpenSSH's sshd with each cipher the
+// client could prefer: MB/s, and this process's CPU seconds per GiB (the
+// client side: the tunnel, plus the in-process sink's reads).
+//
+//	go test -run '^$' -bench Bulk -benchtime 256x ./upstream/sshvia/
+func BenchmarkBulk(b *testing.B) {
+	sinkAddr := startTarget(b, sink)
+	e, s := sshdEnv(b)
+	s.start()
+	for _, c := range []string{ssh.CipherAES128GCM, ssh.CipherChaCha20Poly1305, ssh.CipherAES256GCM, ssh.CipherAES128CTR} {
+		b.Run(c, func(b *testing.B) {
+			e.cfg.ciphers = []string{c}
+			tun := openTunnel(b, e, currentUser(b)+"@"+s.addr())
+			ch := dial(b, tun, sinkAddr)
+			buf := make([]byte, 1<<20)
+			b.SetBytes(int64(len(buf)))
+			b.ResetTimer()
+			cpu := cpuTime()
+			for i := 0; i < b.N; i++ {
+				if _, err := ch.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ch.CloseWrite()
+			var got [8]byte
+			if _, err := io.ReadFull(ch, got[:]); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if n := binary.BigEndian.Uint64(got[:]); n != uint64(b.N*len(buf)) {
+				b.Fatalf("sink got %d bytes; want %d", n, b.N*len(buf))
+			}
+			gib := float64(b.N*len(buf)) / (1 << 30)
+			b.ReportMetric((cpuTime() - cpu).Seconds()/gib, "cpu-s/GiB")
+			tun.Close()
+		})
+	}
+}
+
+// BenchmarkFirstByte is a new client's time to its first byte back from
+// an echo target behind OpenSSH's sshd: on a channel opened ahead (the
+// pool's case), on a channel opened for it on the established connection
+// (`ssh -L`'s case), and through a fresh `ssh -W` (a ProxyCommand's case).
+//
+//	go test -run '^$' -bench FirstByte -benchtime 200x ./upstream/sshvia/
+func BenchmarkFirstByte(b *testing.B) {
+	echoAddr := startTarget(b, echo)
+	e, s := sshdEnv(b)
+	s.start()
+	tun := openTunnel(b, e, currentUser(b)+"@"+s.addr())
+	ping := func(b *testing.B, rw io.ReadWriter) {
+		var one [1]byte
+		if _, err := rw.Write(one[:]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(rw, one[:]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("pooled-channel", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			ch := dial(b, tun, echoAddr)
+			b.StartTimer()
+			ping(b, ch)
+			b.StopTimer()
+			ch.Close()
+			b.StartTimer()
+		}
+	})
+	b.Run("new-channel", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			ch, err := tun.Dial(context.Background(), echoAddr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ping(b, ch)
+			b.StopTimer()
+			ch.Close()
+			b.StartTimer()
+		}
+	})
+	b.Run("ssh-W", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			cmd := exec.Command("ssh", "-F", "none", "-W", echoAddr, "-p", strconv.Itoa(s.port),
+				"-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+e.known, "-o", "IdentityFile=none",
+				currentUser(b)+"@127.0.0.1")
+			cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+e.cfg.AgentSock)
+			in, _ := cmd.StdinPipe()
+			out, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				b.Fatalf("ssh (Debian: openssh-client): %v", err)
+			}
+			ping(b, struct {
+				io.Reader
+				io.Writer
+			}{out, in})
+			b.StopTimer()
+			in.Close()
+			cmd.Wait()
+			b.StartTimer()
+		}
+	})
+}
