@@ -63,7 +63,7 @@ func BenchmarkBulk(b *testing.B) {
 				b.Fatalf("sink got %d bytes; want %d", n, b.N*len(buf))
 			}
 			gib := float64(b.N*len(buf)) / (1 << 30)
-			b.ReportMetric((cpuTime() - cpu).Seconds()/gib, "cpu-s/GiB")
+			b.ReportMetric((cpuTime()-cpu).Seconds()/gib, "cpu-s/GiB")
 			tun.Close()
 		})
 	}
