@@ -1,6 +1,3 @@
-// Package sshvia reaches upstreams through an SSH server, as `ssh -L` and
-// `ssh -J` do: one SSH connection kept alive and healed after a drop, and
-// direct-tcpip channels on it that a pool can hold open and probe.
 package sshvia
 
 import (
