@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -72,65 +71,138 @@ func BenchmarkBulk(b *testing.B) {
 // BenchmarkFirstByte is a new client's time to its first byte back from
 // an echo target behind OpenSSH's sshd: on a channel opened ahead (the
 // pool's case), on a channel opened for it on the established connection
-// (`ssh -L`'s case), and through a fresh `ssh -W` (a ProxyCommand's case).
+// (`ssh -L`'s case), and through a fresh `ssh -W` (a ProxyCommand's case);
+// on loopback and through a link that delays each direction by 5ms.
 //
-//	go test -run '^$' -bench FirstByte -benchtime 200x ./upstream/sshvia/
+//	go test -run '^$' -bench FirstByte -benchtime 50x ./upstream/sshvia/
 func BenchmarkFirstByte(b *testing.B) {
 	echoAddr := startTarget(b, echo)
 	e, s := sshdEnv(b)
 	s.start()
-	tun := openTunnel(b, e, currentUser(b)+"@"+s.addr())
-	ping := func(b *testing.B, rw io.ReadWriter) {
-		var one [1]byte
-		if _, err := rw.Write(one[:]); err != nil {
-			b.Fatal(err)
+	link := delayLink(b, s.addr(), 5*time.Millisecond)
+	e.trust(b, portOf(link), s.hostKey)
+	for _, l := range []struct{ name, addr string }{{"loopback", s.addr()}, {"rtt10ms", link}} {
+		tun := openTunnel(b, e, currentUser(b)+"@"+l.addr)
+		b.Run(l.name+"/pooled-channel", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				ch := dial(b, tun, echoAddr)
+				b.StartTimer()
+				ping(b, ch)
+				b.StopTimer()
+				ch.Close()
+				b.StartTimer()
+			}
+		})
+		b.Run(l.name+"/new-channel", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				ch, err := tun.Dial(context.Background(), echoAddr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ping(b, ch)
+				b.StopTimer()
+				ch.Close()
+				b.StartTimer()
+			}
+		})
+		b.Run(l.name+"/ssh-W", func(b *testing.B) {
+			_, port, _ := net.SplitHostPort(l.addr)
+			for i := 0; i < b.N; i++ {
+				sshW(b, e, port, echoAddr)
+			}
+		})
+		tun.Close()
+	}
+}
+
+func ping(b *testing.B, rw io.ReadWriter) {
+	var one [1]byte
+	if _, err := rw.Write(one[:]); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.ReadFull(rw, one[:]); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// sshW reaches target through a fresh `ssh -W` and pings it once; only the
+// process's start to the first byte is timed.
+func sshW(b *testing.B, e *testEnv, port, target string) {
+	cmd := exec.Command("ssh", "-F", "none", "-W", target, "-p", port,
+		"-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+e.known, "-o", "IdentityFile=none",
+		currentUser(b)+"@127.0.0.1")
+	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+e.cfg.AgentSock)
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("ssh (Debian: openssh-client): %v", err)
+	}
+	ping(b, struct {
+		io.Reader
+		io.Writer
+	}{out, in})
+	b.StopTimer()
+	in.Close()
+	cmd.Wait()
+	b.StartTimer()
+}
+
+// delayLink relays to addr, holding every chunk for oneWay in each
+// direction: a TCP handshake through it costs a real round trip.
+func delayLink(b *testing.B, addr string, oneWay time.Duration) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go delayCopy(u.(*net.TCPConn), c.(*net.TCPConn), oneWay)
+			go delayCopy(c.(*net.TCPConn), u.(*net.TCPConn), oneWay)
 		}
-		if _, err := io.ReadFull(rw, one[:]); err != nil {
-			b.Fatal(err)
+	}()
+	return ln.Addr().String()
+}
+
+func delayCopy(dst, src *net.TCPConn, d time.Duration) {
+	type chunk struct {
+		b  []byte
+		at time.Time
+	}
+	q := make(chan chunk, 4096)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for c := range q {
+			time.Sleep(time.Until(c.at)) // the link's delay itself
+			if _, err := dst.Write(c.b); err != nil {
+				return
+			}
+		}
+		dst.CloseWrite()
+	}()
+	for {
+		buf := make([]byte, 32<<10)
+		n, err := src.Read(buf)
+		if n > 0 {
+			q <- chunk{buf[:n], time.Now().Add(d)}
+		}
+		if err != nil {
+			close(q)
+			<-done
+			src.Close()
+			dst.Close()
+			return
 		}
 	}
-	b.Run("pooled-channel", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			b.StopTimer()
-			ch := dial(b, tun, echoAddr)
-			b.StartTimer()
-			ping(b, ch)
-			b.StopTimer()
-			ch.Close()
-			b.StartTimer()
-		}
-	})
-	b.Run("new-channel", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			ch, err := tun.Dial(context.Background(), echoAddr)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ping(b, ch)
-			b.StopTimer()
-			ch.Close()
-			b.StartTimer()
-		}
-	})
-	b.Run("ssh-W", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			cmd := exec.Command("ssh", "-F", "none", "-W", echoAddr, "-p", strconv.Itoa(s.port),
-				"-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+e.known, "-o", "IdentityFile=none",
-				currentUser(b)+"@127.0.0.1")
-			cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+e.cfg.AgentSock)
-			in, _ := cmd.StdinPipe()
-			out, _ := cmd.StdoutPipe()
-			if err := cmd.Start(); err != nil {
-				b.Fatalf("ssh (Debian: openssh-client): %v", err)
-			}
-			ping(b, struct {
-				io.Reader
-				io.Writer
-			}{out, in})
-			b.StopTimer()
-			in.Close()
-			cmd.Wait()
-			b.StartTimer()
-		}
-	})
 }

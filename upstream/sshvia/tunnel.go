@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -107,7 +108,7 @@ func (t *Tunnel) heal(c *sshConn) {
 		t.mu.Unlock()
 		t.logf("ssh %s: connection lost (%v); reconnecting", t, reason)
 		start := time.Now()
-		wait, tries := backoffMin, 0
+		wait, tries, lastErr := backoffMin, 0, ""
 		if b := t.d.keys.cfg.backoff; b > 0 {
 			wait = b
 		}
@@ -120,6 +121,12 @@ func (t *Tunnel) heal(c *sshConn) {
 			}
 			if t.ctx.Err() != nil {
 				return
+			}
+			// One line per distinct failure: a host key that changed while
+			// the connection was down must not go unseen.
+			if msg := err.Error(); msg != lastErr {
+				t.logf("ssh %s: reconnect failed: %s", t, strings.TrimPrefix(msg, "ssh "+t.String()+": "))
+				lastErr = msg
 			}
 			select {
 			case <-time.After(wait):

@@ -213,6 +213,27 @@ func TestDialWaitsForHealing(t *testing.T) {
 	dial(t, tun, target)
 }
 
+// TestHostKeyChangesWhileDown: the server comes back with another host
+// key; the tunnel says so in one line and does not connect.
+func TestHostKeyChangesWhileDown(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.backoff = 20 * time.Millisecond
+	s := serverFor(t, e)
+	tun := openTunnel(t, e, "tester@"+s.addr)
+	s.stop()
+	e.waitLog(t, "connection lost")
+	impostor := startServer(t, s.addr, newSigner(t), e.key)
+	line := e.waitLog(t, "reconnect failed: host key")
+	if want := ssh.FingerprintSHA256(impostor.hostKey.PublicKey()); !strings.Contains(line, "CHANGED") || !strings.Contains(line, want) {
+		t.Fatalf("got %q; want CHANGED and %s in it", line, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := tun.Dial(ctx, startTarget(t, echo)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial: got %v; want to wait for healing until the deadline", err)
+	}
+}
+
 func TestCloseFailsDial(t *testing.T) {
 	e := newEnv(t)
 	s := serverFor(t, e)
