@@ -105,6 +105,24 @@ type dialer struct {
 	keys    *keyring
 	target  *host
 	timeout time.Duration
+	jumps   map[string]*host // resolved once, so a redial spawns no ssh -G
+}
+
+// jumpHost resolves a ProxyJump hop. Only one goroutine dials at a time
+// (Open, then the healer), so the cache needs no lock.
+func (d *dialer) jumpHost(ctx context.Context, spec string) (*host, error) {
+	if h, ok := d.jumps[spec]; ok {
+		return h, nil
+	}
+	h, err := d.res.resolve(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("jump host %s: %v", spec, err)
+	}
+	if d.jumps == nil {
+		d.jumps = map[string]*host{}
+	}
+	d.jumps[spec] = h
+	return h, nil
 }
 
 // dial connects to h through its jump hosts. jumps overrides h's own
@@ -129,9 +147,9 @@ func (d *dialer) connect(ctx context.Context, h *host, jumps []string, depth int
 		}
 	} else {
 		last := jumps[len(jumps)-1]
-		jh, err := d.res.resolve(ctx, last)
+		jh, err := d.jumpHost(ctx, last)
 		if err != nil {
-			return nil, fmt.Errorf("jump host %s: %v", last, err)
+			return nil, err
 		}
 		var rest []string
 		if len(jumps) > 1 {

@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -151,5 +154,30 @@ func streamEcho(ch *Channel, flowing chan<- struct{}) error {
 		if i == 0 {
 			flowing <- struct{}{}
 		}
+	}
+}
+
+// TestRealSSHDProxyJump reaches sshd through itself as its own jump host,
+// named by a Host alias of an SSH config: x/crypto's client on a channel
+// of OpenSSH's, both host keys checked.
+func TestRealSSHDProxyJump(t *testing.T) {
+	needSSH(t)
+	echoAddr := startTarget(t, echo)
+	e, s := sshdEnv(t)
+	s.start()
+	conf := fmt.Sprintf("Host hop\n  HostName 127.0.0.1\n  Port %d\nHost inner\n  HostName 127.0.0.1\n  Port %d\n  ProxyJump hop\n", s.port, s.port)
+	if err := os.WriteFile(filepath.Join(e.home, ".ssh", "config"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.SSHConfig = ""
+	tun := openTunnel(t, e, "inner")
+	ch := dial(t, tun, echoAddr)
+	go func() {
+		ch.Write([]byte("through two"))
+		ch.CloseWrite()
+	}()
+	got, err := io.ReadAll(ch)
+	if err != nil || string(got) != "through two" {
+		t.Fatalf("got %q, %v; want %q, nil", got, err, "through two")
 	}
 }
