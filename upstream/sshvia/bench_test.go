@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -66,6 +67,47 @@ func BenchmarkBulk(b *testing.B) {
 			tun.Close()
 		})
 	}
+	// OpenSSH's own client for comparison: ssh -W carrying the same bytes
+	// through its stdin; CPU counts ssh and this process's pipe writes.
+	b.Run("openssh-client-"+ssh.CipherAES128GCM, func(b *testing.B) {
+		cmd := exec.Command("ssh", "-F", "none", "-W", sinkAddr, "-p", strconv.Itoa(s.port),
+			"-c", ssh.CipherAES128GCM, "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+e.known,
+			"-o", "IdentityFile=none", currentUser(b)+"@127.0.0.1")
+		cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+e.cfg.AgentSock)
+		in, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatalf("ssh (Debian: openssh-client): %v", err)
+		}
+		buf := make([]byte, 1<<20)
+		b.SetBytes(int64(len(buf)))
+		b.ResetTimer()
+		cpu := cpuTime() + childCPU()
+		for i := 0; i < b.N; i++ {
+			if _, err := in.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		in.Close()
+		var got [8]byte
+		if _, err := io.ReadFull(out, got[:]); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		cmd.Wait()
+		if n := binary.BigEndian.Uint64(got[:]); n != uint64(b.N*len(buf)) {
+			b.Fatalf("sink got %d bytes; want %d", n, b.N*len(buf))
+		}
+		gib := float64(b.N*len(buf)) / (1 << 30)
+		b.ReportMetric((cpuTime()+childCPU()-cpu).Seconds()/gib, "cpu-s/GiB")
+	})
+}
+
+// childCPU is the CPU time of this process's waited-for children.
+func childCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkFirstByte is a new client's time to its first byte back from
