@@ -93,8 +93,12 @@ func (kr *keyring) agentSigners(h *host, a *attempt) {
 			sock = os.Getenv("SSH_AUTH_SOCK")
 		}
 	}
-	if sock == "" || sock == "none" {
+	switch sock {
+	case "":
 		a.note("no agent (SSH_AUTH_SOCK unset)")
+		return
+	case "none":
+		a.note("no agent (IdentityAgent none)")
 		return
 	}
 	c, err := net.Dial("unix", sock)

@@ -79,7 +79,7 @@ func TestAuth(t *testing.T) {
 		got := openErr(t, cfg, "tester@"+s.addr)
 		for _, want := range []string{
 			`authentication as "tester" failed`,
-			"no agent",
+			"no agent (IdentityAgent none)",
 			encFile + " is encrypted and there is no terminal",
 			otherFile + " not accepted",
 		} {

@@ -91,8 +91,8 @@ func (k *Channel) Probe() error {
 	return k.conn.dropped()
 }
 
-// Greeting reports whether the target already sent bytes that Read will
-// hand out first.
+// Greeting is how many bytes the target sent before the first Read, which
+// Read hands out first.
 func (k *Channel) Greeting() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
