@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
@@ -245,6 +246,35 @@ func delayCopy(dst, src *net.TCPConn, d time.Duration) {
 			src.Close()
 			dst.Close()
 			return
+		}
+	}
+}
+
+// BenchmarkIdleChannel reports what one idle pooled channel costs this
+// process: heap and goroutine stacks, the watcher included. The target is
+// sshd's own port (a greeting-first server in another process), so no
+// target goroutine is counted. Run with -benchtime 200x.
+func BenchmarkIdleChannel(b *testing.B) {
+	e, s := sshdEnv(b, "MaxSessions 0", "MaxStartups 1000")
+	s.start()
+	target := s.addr()
+	tun := openTunnel(b, e, currentUser(b)+"@"+s.addr())
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	g0 := runtime.NumGoroutine()
+	chs := make([]*Channel, 0, b.N)
+	for i := 0; i < b.N; i++ {
+		chs = append(chs, dial(b, tun, target))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	n := float64(b.N)
+	b.ReportMetric(float64(after.HeapInuse+after.StackInuse-before.HeapInuse-before.StackInuse)/n, "B/channel")
+	b.ReportMetric(float64(runtime.NumGoroutine()-g0)/n, "goroutines/channel")
+	for _, ch := range chs {
+		if err := ch.Probe(); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
