@@ -1,6 +1,7 @@
 package sshvia
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -149,6 +151,21 @@ func BenchmarkFirstByte(b *testing.B) {
 				b.StartTimer()
 			}
 		})
+		b.Run(l.name+"/ssh-L", func(b *testing.B) {
+			_, port, _ := net.SplitHostPort(l.addr)
+			local := sshL(b, e, port, echoAddr)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c, err := net.Dial("tcp", local)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ping(b, c)
+				b.StopTimer()
+				c.Close()
+				b.StartTimer()
+			}
+		})
 		b.Run(l.name+"/ssh-W", func(b *testing.B) {
 			_, port, _ := net.SplitHostPort(l.addr)
 			for i := 0; i < b.N; i++ {
@@ -189,6 +206,30 @@ func sshW(b *testing.B, e *testEnv, port, target string) {
 	in.Close()
 	cmd.Wait()
 	b.StartTimer()
+}
+
+// sshL runs `ssh -N -L` to target and returns its local address once ssh
+// says it listens; the process ends with the benchmark.
+func sshL(b *testing.B, e *testEnv, port, target string) string {
+	local := "127.0.0.1:" + strconv.Itoa(freePort(b))
+	cmd := exec.Command("ssh", "-v", "-N", "-F", "none", "-L", local+":"+target, "-p", port,
+		"-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-o", "UserKnownHostsFile="+e.known,
+		"-o", "IdentityFile=none", currentUser(b)+"@127.0.0.1")
+	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK="+e.cfg.AgentSock)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("ssh (Debian: openssh-client): %v", err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "Local forwarding listening on") {
+			go io.Copy(io.Discard, stderr) // -v logs every connection
+			return local
+		}
+	}
+	b.Fatal("ssh -L exited before listening")
+	return ""
 }
 
 // delayLink relays to addr, holding every chunk for oneWay in each
