@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -179,5 +180,37 @@ func TestRealSSHDProxyJump(t *testing.T) {
 	got, err := io.ReadAll(ch)
 	if err != nil || string(got) != "through two" {
 		t.Fatalf("got %q, %v; want %q, nil", got, err, "through two")
+	}
+}
+
+// TestRealSSHDUnixSocket reaches a Unix socket on the server's side
+// (direct-streamlocal@openssh.com), as REMOTE unix:PATH with --via does.
+func TestRealSSHDUnixSocket(t *testing.T) {
+	e, s := sshdEnv(t)
+	s.start()
+	tun := openTunnel(t, e, currentUser(t)+"@"+s.addr())
+	sock := filepath.Join(t.TempDir(), "echo.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+		c.(*net.UnixConn).CloseWrite()
+	}()
+	ch := dial(t, tun, "unix:"+sock)
+	go func() {
+		ch.Write([]byte("over a unix socket"))
+		ch.CloseWrite()
+	}()
+	got, err := io.ReadAll(ch)
+	if err != nil || string(got) != "over a unix socket" {
+		t.Fatalf("got %q, %v; want %q, nil", got, err, "over a unix socket")
 	}
 }

@@ -165,24 +165,15 @@ func (t *Tunnel) unsetLocked(c *sshConn) {
 	}
 }
 
-// Dial opens a direct-tcpip channel to addr (host:port, dialed by the SSH
-// server). While the connection heals it waits, up to ctx. A refused open
-// is an *ssh.OpenChannelError with the server's reason.
+// Dial opens a channel to addr, dialed by the SSH server: host:port
+// (direct-tcpip) or unix:PATH (direct-streamlocal@openssh.com, a Unix
+// socket on the server). While the connection heals it waits, up to ctx. A
+// refused open is an *ssh.OpenChannelError with the server's reason.
 func (t *Tunnel) Dial(ctx context.Context, addr string) (*Channel, error) {
-	hst, ps, err := net.SplitHostPort(addr)
+	kind, msg, err := openMsg(addr)
 	if err != nil {
 		return nil, err
 	}
-	port, err := strconv.ParseUint(ps, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("bad port in %q", addr)
-	}
-	msg := ssh.Marshal(&struct {
-		Host  string
-		Port  uint32
-		OHost string
-		OPort uint32
-	}{hst, uint32(port), "127.0.0.1", 0})
 	for {
 		c, ready := t.current()
 		if c == nil {
@@ -195,7 +186,7 @@ func (t *Tunnel) Dial(ctx context.Context, addr string) (*Channel, error) {
 				return nil, fmt.Errorf("ssh %s: waiting for the connection to heal: %w", t, ctx.Err())
 			}
 		}
-		ch, err := t.open(ctx, c, msg)
+		ch, err := t.open(ctx, c, kind, msg)
 		if err == nil {
 			return newChannel(ch, c, addr), nil
 		}
@@ -210,14 +201,14 @@ func (t *Tunnel) Dial(ctx context.Context, addr string) (*Channel, error) {
 
 // open is OpenChannel bounded by ctx; a channel that opens after ctx ended
 // is closed.
-func (t *Tunnel) open(ctx context.Context, c *sshConn, msg []byte) (ssh.Channel, error) {
+func (t *Tunnel) open(ctx context.Context, c *sshConn, kind string, msg []byte) (ssh.Channel, error) {
 	type result struct {
 		ch  ssh.Channel
 		err error
 	}
 	res := make(chan result, 1)
 	go func() {
-		ch, reqs, err := c.client.OpenChannel("direct-tcpip", msg)
+		ch, reqs, err := c.client.OpenChannel(kind, msg)
 		if err == nil {
 			go ssh.DiscardRequests(reqs)
 		}
@@ -234,4 +225,30 @@ func (t *Tunnel) open(ctx context.Context, c *sshConn, msg []byte) (ssh.Channel,
 		}()
 		return nil, ctx.Err()
 	}
+}
+
+// openMsg is the channel type and open request for addr (RFC 4254 7.2;
+// OpenSSH's PROTOCOL 2.4 for Unix sockets).
+func openMsg(addr string) (kind string, msg []byte, err error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return "direct-streamlocal@openssh.com", ssh.Marshal(&struct {
+			Path      string
+			Reserved0 string
+			Reserved1 uint32
+		}{Path: path}), nil
+	}
+	hst, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", nil, err
+	}
+	port, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil {
+		return "", nil, fmt.Errorf("bad port in %q", addr)
+	}
+	return "direct-tcpip", ssh.Marshal(&struct {
+		Host  string
+		Port  uint32
+		OHost string
+		OPort uint32
+	}{hst, uint32(port), "127.0.0.1", 0}), nil
 }
