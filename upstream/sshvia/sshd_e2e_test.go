@@ -34,17 +34,7 @@ func TestRealSSHD(t *testing.T) {
 		ch := dial(t, tun, echoAddr)
 		want := make([]byte, 5<<20+3)
 		rand.Read(want)
-		go func() {
-			ch.Write(want)
-			ch.CloseWrite()
-		}()
-		got, err := io.ReadAll(ch)
-		if err != nil {
-			t.Fatalf("ReadAll: %v", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("got %d bytes back; want the %d sent", len(got), len(want))
-		}
+		roundTrip(t, ch, want, want)
 	})
 	t.Run("greeting kept once", func(t *testing.T) {
 		ch := dial(t, tun, bannerAddr)
@@ -52,14 +42,7 @@ func TestRealSSHD(t *testing.T) {
 		if err := ch.Probe(); err != nil {
 			t.Fatalf("Probe: got %v; want nil", err)
 		}
-		go func() {
-			ch.Write([]byte("x"))
-			ch.CloseWrite()
-		}()
-		got, err := io.ReadAll(ch)
-		if err != nil || string(got) != hello+"x" {
-			t.Fatalf("got %q, %v; want %q, nil", got, err, hello+"x")
-		}
+		roundTrip(t, ch, []byte("x"), []byte(hello+"x"))
 	})
 	tests := []struct {
 		name   string
@@ -173,14 +156,7 @@ func TestRealSSHDProxyJump(t *testing.T) {
 	e.cfg.SSHConfig = ""
 	tun := openTunnel(t, e, "inner")
 	ch := dial(t, tun, echoAddr)
-	go func() {
-		ch.Write([]byte("through two"))
-		ch.CloseWrite()
-	}()
-	got, err := io.ReadAll(ch)
-	if err != nil || string(got) != "through two" {
-		t.Fatalf("got %q, %v; want %q, nil", got, err, "through two")
-	}
+	roundTrip(t, ch, []byte("through two"), []byte("through two"))
 }
 
 // TestRealSSHDUnixSocket reaches a Unix socket on the server's side
@@ -205,12 +181,5 @@ func TestRealSSHDUnixSocket(t *testing.T) {
 		c.(*net.UnixConn).CloseWrite()
 	}()
 	ch := dial(t, tun, "unix:"+sock)
-	go func() {
-		ch.Write([]byte("over a unix socket"))
-		ch.CloseWrite()
-	}()
-	got, err := io.ReadAll(ch)
-	if err != nil || string(got) != "over a unix socket" {
-		t.Fatalf("got %q, %v; want %q, nil", got, err, "over a unix socket")
-	}
+	roundTrip(t, ch, []byte("over a unix socket"), []byte("over a unix socket"))
 }

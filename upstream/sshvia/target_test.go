@@ -1,6 +1,7 @@
 package sshvia
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -85,5 +86,25 @@ func waitWatcher(t testing.TB, ch *Channel) {
 	case <-ch.first:
 	case <-time.After(10 * time.Second):
 		t.Fatal("watcher still reading after 10s")
+	}
+}
+
+// roundTrip sends p and half-closes, then checks that exactly want comes
+// back before a clean EOF.
+func roundTrip(t testing.TB, ch *Channel, p, want []byte) {
+	t.Helper()
+	go func() {
+		ch.Write(p)
+		ch.CloseWrite()
+	}()
+	got, err := io.ReadAll(ch)
+	if err != nil {
+		t.Fatalf("ReadAll: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		if len(want) > 64 {
+			t.Fatalf("got %d bytes back; want the %d sent", len(got), len(want))
+		}
+		t.Fatalf("got %q; want %q", got, want)
 	}
 }

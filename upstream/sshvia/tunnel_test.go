@@ -1,7 +1,6 @@
 package sshvia
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -34,17 +33,7 @@ func TestEchoHalfCloseExactBytes(t *testing.T) {
 	ch := dial(t, tun, startTarget(t, echo))
 	want := make([]byte, 3<<20+17)
 	rand.Read(want)
-	go func() {
-		ch.Write(want)
-		ch.CloseWrite()
-	}()
-	got, err := io.ReadAll(ch)
-	if err != nil {
-		t.Fatalf("ReadAll: %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("got %d bytes back; want the %d sent", len(got), len(want))
-	}
+	roundTrip(t, ch, want, want)
 }
 
 func TestDialRefused(t *testing.T) {
@@ -116,17 +105,7 @@ func TestProbe(t *testing.T) {
 		if got := ch.Greeting(); got != len(hello) {
 			t.Fatalf("Greeting() = %d; want %d", got, len(hello))
 		}
-		go func() {
-			ch.Write([]byte("ping"))
-			ch.CloseWrite()
-		}()
-		got, err := io.ReadAll(ch)
-		if err != nil {
-			t.Fatalf("ReadAll: %v", err)
-		}
-		if want := hello + "ping"; string(got) != want {
-			t.Fatalf("got %q; want %q", got, want)
-		}
+		roundTrip(t, ch, []byte("ping"), []byte(hello+"ping"))
 	})
 	t.Run("greeting then close is dead", func(t *testing.T) {
 		addr := startTarget(t, func(c *net.TCPConn) { c.Write([]byte(hello)) })
