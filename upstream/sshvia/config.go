@@ -37,8 +37,8 @@ type Config struct {
 	AgentSock string
 	// DialTimeout bounds each TCP connect and SSH handshake; 0 means 15s.
 	DialTimeout time.Duration
-	// Logf gets one line per drop, per recovery and per skipped key; nil
-	// logs nothing.
+	// Logf gets one line per drop, per recovery and per distinct failure to
+	// reconnect, from the tunnel's own goroutine; nil logs nothing.
 	Logf func(format string, a ...any)
 	// Prompt asks for an encrypted key's passphrase; nil means there is no
 	// terminal, and encrypted keys not in the agent are skipped.

@@ -61,7 +61,7 @@ func newSSHD(t testing.TB, authFile string, extra ...string) *realSSHD {
 	}
 	// sshd checks its privilege separation directory even when unused.
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatal(err)
+		t.Fatalf("sshd needs /run/sshd (its privilege separation directory); create it as root: %v", err)
 	}
 	s := &realSSHD{t: t, dir: t.TempDir(), port: freePort(t)}
 	s.hostKey = keygen(t, filepath.Join(s.dir, "host_ed25519"))
