@@ -6,8 +6,11 @@ require (
 	github.com/fatih/color v1.19.0
 	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/mattn/go-isatty v0.0.20
+	github.com/skeema/knownhosts v1.3.2
 	github.com/urfave/cli/v2 v2.27.7
+	golang.org/x/crypto v0.49.0
 	golang.org/x/sys v0.42.0
+	golang.org/x/term v0.41.0
 )
 
 require (
