@@ -284,18 +284,37 @@ func (f *Forwarder) handle(p *pair) {
 	up, src, _, err := f.pool.Get(f.hardCtx)
 	p.dial = time.Since(t0)
 	if err != nil {
-		if !p.aborted.Load() {
-			f.failed.Add(1)
-		}
-		p.abort(ClosedByError, err)
+		f.dialFailed(p, err)
 		f.finish(p)
 		return
 	}
 	f.relay(p, up, src)
 }
 
+// dialFailed ends p whose upstream dial (or replay's redial) failed. A dial
+// that Shutdown cancelled is the shutdown's doing, recorded as such and not
+// counted as a failure; any other is a failure, and the client gets a reset.
+func (f *Forwarder) dialFailed(p *pair, err error) {
+	if f.hardCtx.Err() != nil {
+		p.abort(ClosedByShutdown, nil)
+		return
+	}
+	if !p.aborted.Load() {
+		f.failed.Add(1)
+	}
+	p.abort(ClosedByError, err)
+}
+
+// afterBorrow, if set (tests only, before any forwarder starts), runs when
+// a pair has its upstream, before a byte moves: a test makes the upstream
+// go stale there, after the pool's probe passed it.
+var afterBorrow func(src pool.Source)
+
 // relay starts relaying p with upstream up.
 func (f *Forwarder) relay(p *pair, up *sock, src pool.Source) {
+	if afterBorrow != nil {
+		afterBorrow(src)
+	}
 	p.source, p.upAddr = src, remoteAddr(up)
 	p.replayOn = src != pool.Cold
 	p.upstream.Store(up)

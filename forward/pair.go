@@ -105,8 +105,14 @@ func (p *pair) fail(err error) {
 	p.abort(ClosedByError, err)
 }
 
-// abort makes reason final (the first abort wins over any clean end), closes
+// abort makes reason final (the first abort wins over any clean end), resets
 // both sockets, and wakes the relay so it sees the abort and finishes.
+//
+// An abort stays an abort: each peer gets a reset (SO_LINGER 0, then close),
+// never the FIN a close sends, so a stream cut off by a peer's reset, the
+// idle timeout, a drain that gave up or a failed replay never looks complete
+// to a protocol that ends at EOF. Clean ends never come here: they pass the
+// EOF on (half-close) and close once both directions are through.
 func (p *pair) abort(reason string, err error) {
 	p.endMu.Lock()
 	if p.aborted.Load() {
@@ -116,9 +122,9 @@ func (p *pair) abort(reason string, err error) {
 	p.aborted.Store(true)
 	p.closedBy, p.err = reason, err
 	p.endMu.Unlock()
-	p.client.Close()
+	resetClose(p.client)
 	if up := p.upstream.Load(); up != nil {
-		up.Close()
+		resetClose(up)
 	}
 	p.wake()
 }

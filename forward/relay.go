@@ -209,7 +209,7 @@ func (p *pair) upstreamToClient() {
 			d.finish()
 			return
 		}
-		if n == 0 && (eof || err != nil) && p.shouldRedial(err) {
+		if n == 0 && (eof || err != nil) && p.shouldRedial(err) && p.mayReplay(up) {
 			if p.redial(up) {
 				continue
 			}
@@ -310,12 +310,30 @@ func (p *pair) wake() {
 // pairEngine: the goroutine relay keeps most of its state in the directions.
 type pairEngine struct {
 	ended atomic.Int32 // directions finished
+	// windowMu is held by writes in the replay window and by the replay
+	// rule, which needs their count still (replay.go).
+	windowMu sync.Mutex
+	written  int // bytes of the replay window written to the current upstream
 }
 
 // sock is a connection as this engine relays it: Go's own.
 type sock = net.TCPConn
 
 func (f *Forwarder) accept() (*sock, error) { return f.ln.AcceptTCP() }
+
+// withFD runs fn on c's fd, unless c is closed.
+func withFD(c *sock, fn func(fd int)) {
+	if rc, err := c.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { fn(int(fd)) })
+	}
+}
+
+// resetClose closes c with a reset (SO_LINGER 0) instead of a FIN, for an
+// abort.
+func resetClose(c *sock) {
+	c.SetLinger(0)
+	c.Close()
+}
 
 // remoteAddr is c's peer as its record shows it.
 func remoteAddr(c *sock) string { return c.RemoteAddr().String() }

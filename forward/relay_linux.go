@@ -31,10 +31,12 @@ type pairEngine struct {
 	written   int   // bytes of p.replay written to the current upstream
 	redialing bool  // a fresh upstream is being dialed; both directions wait
 	// A redial's outcome, handed over under p.mu.
-	redialDone bool
-	redialConn *sock
-	redialDur  time.Duration
-	redialErr  error
+	redialDone     bool
+	redialDeclined bool  // the replay rule said no: the old upstream's failure goes on
+	redialCause    error // that failure: nil for a clean EOF
+	redialConn     *sock
+	redialDur      time.Duration
+	redialErr      error
 }
 
 // start hands p to the loop, which relays it from the first event on.
@@ -241,7 +243,7 @@ func (l *loop) ended(d *dir) {
 	p := d.p
 	if d == &p.toClient {
 		if p.shouldRedial(nil) {
-			l.redial(p)
+			l.redial(p, nil)
 			return
 		}
 		p.end(ClosedByRemote)
@@ -258,7 +260,7 @@ func (l *loop) ended(d *dir) {
 	p.recycling = p.f.cfg.Reuse
 	p.mu.Unlock()
 	d.fin = true
-	if p.recycling {
+	if p.recycling && !p.toClient.fin {
 		l.step(&p.toClient) // it stops once nothing is in flight
 		return
 	}
@@ -279,26 +281,36 @@ func (l *loop) interrupt(p *pair) {
 // failed: a read or write of p's failed; upstream says it was on the
 // upstream's socket (reading toClient's source, writing toUp's destination).
 // An upstream that died before its first byte, while the client's first
-// bytes are kept in the replay window, is replaced once and gets them again.
+// bytes are kept in the replay window, may be replaced (redial).
 func (l *loop) failed(p *pair, upstream bool, err error) {
 	if upstream && p.shouldRedial(err) {
-		l.redial(p)
+		l.redial(p, err)
 		return
 	}
 	p.fail(err)
 }
 
-// redial dials a fresh upstream for p in a goroutine (dials block); the
-// loop swaps it in when the goroutine posts the outcome (news).
-func (l *loop) redial(p *pair) {
+// redial applies the replay rule (replayrule.go) to p's failed upstream and,
+// if it allows, dials a fresh one, in a goroutine (the rule may wait for the
+// kernel, dials block); both directions wait meanwhile. The loop takes the
+// outcome when the goroutine posts it (news). cause is the failure, nil for
+// a clean EOF.
+func (l *loop) redial(p *pair, cause error) {
 	p.mu.Lock()
 	p.redialed = true
 	p.mu.Unlock()
 	p.eng.redialing = true
-	old := p.upstream.Load()
+	old, written := p.upstream.Load(), p.eng.written
 	go func() {
+		if !replayable(old, written) {
+			p.mu.Lock()
+			p.eng.redialDone, p.eng.redialDeclined, p.eng.redialCause = true, true, cause
+			p.mu.Unlock()
+			l.post(p)
+			return
+		}
 		old.Close()
-		c, d, err := p.f.pool.Dial(p.f.hardCtx)
+		c, d, err := p.f.pool.Replace(p.f.hardCtx)
 		p.mu.Lock()
 		p.eng.redialDone = true
 		p.eng.redialConn, p.eng.redialDur, p.eng.redialErr = c, d, err
@@ -318,6 +330,7 @@ func (l *loop) news(p *pair) {
 	if p.eng.redialing {
 		p.mu.Lock()
 		done, c, d, err := p.eng.redialDone, p.eng.redialConn, p.eng.redialDur, p.eng.redialErr
+		declined, cause := p.eng.redialDeclined, p.eng.redialCause
 		p.mu.Unlock()
 		if !done {
 			return // an abort during the dial: the dial's post comes next
@@ -328,8 +341,17 @@ func (l *loop) news(p *pair) {
 			if c != nil {
 				c.Close()
 			}
+		case declined && cause != nil:
+			p.fail(cause)
+		case declined:
+			// The upstream's clean EOF goes to the client; kept bytes not
+			// written yet go on to it, as they would on a direct connection.
+			l.spoke(p)
+			l.step(&p.toUp)
+			l.step(&p.toClient)
+			return
 		case err != nil:
-			p.abort(ClosedByError, err)
+			p.f.dialFailed(p, err)
 		default:
 			l.swap(p, c, d)
 			return

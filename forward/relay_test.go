@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,37 +173,32 @@ func TestRelayBannerFirst(t *testing.T) {
 	}
 }
 
-// A warm connection that passed the probe but dies when first used: the
-// relay dials a fresh one once and replays the client's first bytes.
-func TestRelayReplaysFirstBytesOnStaleWarm(t *testing.T) {
-	var mu sync.Mutex
-	poisoned := 0
+// A warm connection whose server reads the client's first byte and resets:
+// it may have acted on it, so nothing is replayed (replayrule.go): the client
+// sees the reset, and the upstream saw the bytes once.
+func TestRelayNoReplayAfterServerRead(t *testing.T) {
+	var reads atomic.Int64
 	up := startUpstream(t, func(c *net.TCPConn) {
-		mu.Lock()
-		poison := poisoned < 2 // the two pre-dialed connections
-		poisoned++
-		mu.Unlock()
-		if poison {
-			b := make([]byte, 1)
-			c.Read(b)
-			c.SetLinger(0) // reset, as a server that timed the connection out
-			return
+		b := make([]byte, 1)
+		if n, _ := c.Read(b); n > 0 {
+			reads.Add(1)
 		}
-		echo(c)
+		c.SetLinger(0) // reset, as a server that gave up on the request
 	})
 	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 2}})
 	eventually(t, "pool filled", func() bool { return f.pool.Stats().Idle == 2 })
 	c := dial(t, addr)
-	msg := []byte("first request, replayed once")
-	c.Write(msg)
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
-		t.Fatalf("got %q, %v; want %q", got, err, msg)
+	c.Write([]byte("first request, never replayed"))
+	if n, err := c.Read(make([]byte, 64)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read %d bytes, %v; want a reset", n, err)
 	}
 	c.Close()
 	sum := shutdown(t, f, time.Second)
-	if r := sum.Connections; len(r) != 1 || r[0].BytesUp != int64(len(msg)) || r[0].BytesDown != int64(len(msg)) || r[0].Source != "cold" {
-		t.Fatalf("records = %+v; want one redialed (cold) connection with %d bytes each way", r, len(msg))
+	if n := reads.Load(); n != 1 {
+		t.Errorf("the upstream read the request %d times; want 1", n)
+	}
+	if r := sum.Connections; len(r) != 1 || r[0].Source != "warm" || r[0].ClosedBy != ClosedByError {
+		t.Fatalf("records = %+v; want one warm connection, closed_by error", r)
 	}
 }
 

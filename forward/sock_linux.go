@@ -70,6 +70,24 @@ func (s *sock) Close() error {
 	return rawClose(fd)
 }
 
+// resetClose closes c with a reset (SO_LINGER 0) instead of a FIN, for an
+// abort; a closed socket stays closed.
+func resetClose(c *sock) {
+	c.mu.Lock()
+	fd := c.fd
+	c.fd = -1
+	c.mu.Unlock()
+	if fd >= 0 {
+		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		rawClose(fd)
+	}
+}
+
+// withFD runs fn on c's fd, unless c is closed.
+func withFD(c *sock, fn func(fd int)) {
+	c.do(func(fd int) error { fn(fd); return nil })
+}
+
 // CloseWrite sends a FIN: shutdown(SHUT_WR).
 func (s *sock) CloseWrite() error {
 	return s.do(rawShutdown)
