@@ -18,6 +18,7 @@ import (
 
 	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/recycle"
 )
 
 // Defaults of forward's flags; README.md explains each choice.
@@ -37,7 +38,19 @@ var forwardCommand = &cli.Command{
 		&cli.IntFlag{Name: "warm", Value: defaultWarm, Usage: "upstream connections kept pre-dialed (0 turns pre-dialing off)"},
 		&cli.IntFlag{Name: "pool-max", Value: pool.DefaultMax, Usage: "LRU bound on idle pooled connections"},
 		&cli.DurationFlag{Name: "pool-ttl", Value: pool.DefaultTTL, Usage: "close a pooled connection idle longer than this; never hand it out"},
-		&cli.BoolFlag{Name: "reuse", Usage: "recycle an upstream connection after a clean client close (request/response protocols only)"},
+		&cli.StringFlag{
+			Name:        "reuse",
+			Usage:       "recycle an upstream connection after a client is done, when PROTO's framing proves it clean: http (HTTP/1.1) or redis (RESP, state RESET before reuse)",
+			DefaultText: "off",
+			// Checked as the flag is parsed, before LOCAL REMOTE: a bare
+			// --reuse takes the next word, so name the choices first.
+			Action: func(_ *cli.Context, v string) error {
+				if _, err := recycle.Lookup(v); err != nil {
+					return usageErrorf("--reuse %s: %v (a bare --reuse is no longer accepted)", v, err)
+				}
+				return nil
+			},
+		},
 		&cli.IntFlag{Name: "max-conns", Usage: "clients relayed at once; extra ones wait (0 = no limit)"},
 		&cli.DurationFlag{Name: "idle-timeout", Usage: "close a connection with no byte either way for this long (0 = never)"},
 		&cli.DurationFlag{Name: "dial-timeout", Value: forward.DefaultDialTimeout, Usage: "give up dialing REMOTE after this long"},
@@ -110,6 +123,14 @@ func forwardConfig(c *cli.Context, fa forwardArgs) (forward.Config, error) {
 	if c.Int("warm") > poolMax {
 		return forward.Config{}, usageErrorf("--warm %d exceeds --pool-max %d: raise --pool-max or lower --warm", c.Int("warm"), poolMax)
 	}
+	var reuse recycle.Protocol
+	if c.IsSet("reuse") {
+		p, err := recycle.Lookup(c.String("reuse"))
+		if err != nil {
+			return forward.Config{}, usageErrorf("--reuse %s: %v", c.String("reuse"), err)
+		}
+		reuse = p
+	}
 	return forward.Config{
 		Local:       fa.local,
 		Remote:      fa.remote,
@@ -117,7 +138,7 @@ func forwardConfig(c *cli.Context, fa forwardArgs) (forward.Config, error) {
 		IdleTimeout: c.Duration("idle-timeout"),
 		MaxConns:    c.Int("max-conns"),
 		ExitIdle:    c.Duration("exit-idle"),
-		Reuse:       c.Bool("reuse"),
+		Reuse:       reuse,
 		Pool:        pool.Options{Warm: c.Int("warm"), Max: c.Int("pool-max"), TTL: c.Duration("pool-ttl")},
 	}, nil
 }

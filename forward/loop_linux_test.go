@@ -3,6 +3,7 @@
 package forward
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/recycle"
 )
 
 // engineTestSetup: the event loop has no test knobs, and reads the replay
@@ -331,8 +333,7 @@ func listenRaw(t *testing.T) (net.Listener, syscall.RawConn) {
 // loop serves the next client on another.
 func TestLoopsShareThePairs(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
-	up := startUpstream(t, echo)
-	f, addr := startForwarder(t, Config{Remote: up.addr(), Reuse: true, Pool: pool.Options{Warm: 1}})
+	f, addr := startForwarder(t, Config{Remote: startHTTPUpstream(t), Reuse: recycle.HTTP, Pool: pool.Options{Warm: 1}})
 	if n := len(f.loops); n != 3 {
 		t.Fatalf("%d loops with GOMAXPROCS 3; want 3", n)
 	}
@@ -340,10 +341,7 @@ func TestLoopsShareThePairs(t *testing.T) {
 	for i := range 6 {
 		c := dial(t, addr)
 		msg := fmt.Sprint("held", i)
-		if _, err := c.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		if got, err := io.ReadAll(io.LimitReader(c, int64(len(msg)))); err != nil || string(got) != msg {
+		if got, err := httpGet(c, bufio.NewReader(c), msg); err != nil || got != msg {
 			t.Fatalf("client %d: %q, %v", i, got, err)
 		}
 		held = append(held, c)
@@ -363,7 +361,7 @@ func TestLoopsShareThePairs(t *testing.T) {
 	// One at a time: each client's upstream goes back to the pool and the
 	// next one, placed on the next loop, takes it.
 	for i := range 6 {
-		if got, err := echoOnce(addr, "r"); err != nil || got != "r" {
+		if got, err := httpOnce(addr, "r"); err != nil || got != "r" {
 			t.Fatalf("sequential client %d: %q, %v", i, got, err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/recycle"
 )
 
 // pair is one client and its upstream while bytes flow between them. The
@@ -43,6 +44,9 @@ type pair struct {
 	interrupted bool // upstreamToClient stopped for recycling, cleanly, between chunks
 	source      pool.Source
 	dial        time.Duration
+
+	tracker recycle.Tracker // --reuse: the protocol's view of the upstream (reuse.go); nil without
+	trackMu sync.Mutex      // the tracker is not safe for concurrent use
 }
 
 // bufSize is the buffer for a chunk read through user space: the client's

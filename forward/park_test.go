@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/recycle"
 )
 
 // shortPark makes directions park after 5 ms for the rest of the test.
@@ -136,12 +137,11 @@ func TestParkedIdleTimeoutAndReuse(t *testing.T) {
 		}
 	})
 	t.Run("reuse after parking", func(t *testing.T) {
-		f, addr := startForwarder(t, Config{Remote: up.addr(), Reuse: true, Pool: pool.Options{Warm: 0}})
+		f, addr := startForwarder(t, Config{Remote: startHTTPUpstream(t), Reuse: recycle.HTTP, Pool: pool.Options{Warm: 0}})
 		for i := range 5 {
 			c := dial(t, addr)
-			c.Write([]byte("ping"))
-			if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
-				t.Fatal(err)
+			if got, err := httpGet(c, bufio.NewReader(c), "ping"); err != nil || got != "ping" {
+				t.Fatalf("got %q, %v; want ping", got, err)
 			}
 			eventually(t, "both directions parked", func() bool { return parkedCount(f) == 2 })
 			c.Close() // upstreamToClient is parked: the recycle must wake it

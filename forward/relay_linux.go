@@ -19,6 +19,7 @@ type dir struct {
 	hasPipe  bool   // a direction holds a pipe only while it moves bytes
 	inPipe   int    // bytes in the pipe, not yet written to dst
 	pend     []byte // bytes read through user space, not yet written to dst
+	lent     bool   // pend is in the loop's buffer: copy it before the loop reads again
 	readable bool   // src signalled input and was not read to EAGAIN since
 	hup      bool   // src's peer signalled its end: a short read may not be the last one
 	eof      bool   // src reached EOF; dst gets it once the bytes before it are through
@@ -98,6 +99,9 @@ func (l *loop) step(d *dir) {
 			n, err := writeFD(dst, out)
 			l.wrote(d, n)
 			if err == unix.EAGAIN {
+				if d.lent { // the loop's buffer is the next read's: keep our own copy
+					d.pend, d.lent = append([]byte(nil), d.pend...), false
+				}
 				return
 			}
 			if err != nil {
@@ -154,9 +158,15 @@ func (l *loop) read(d *dir, src *sock) (n int, short bool, err error) {
 	if d == &p.toUp && p.replayOn {
 		n, err := readFD(src, l.buf)
 		if n > 0 {
+			if p.tracker != nil {
+				p.track(true, l.buf[:n])
+			}
 			l.keep(p, l.buf[:n])
 		}
 		return n, n > 0 && n < len(l.buf), err
+	}
+	if p.tracker != nil {
+		return l.readTracked(d, src)
 	}
 	if !d.hasPipe {
 		pp, err := l.getPipe()
@@ -176,6 +186,28 @@ func (l *loop) read(d *dir, src *sock) (n int, short bool, err error) {
 	// small segments do long before its byte capacity; each buffer holds at
 	// least a byte, so fewer bytes than buffers means the socket ran dry.
 	return n, n > 0 && n < d.pipe.slots, err
+}
+
+// readTracked reads what src has into the loop's buffer for a --reuse pair:
+// the tracker sees it, then step writes it on as d's pending bytes (lent:
+// copied only if dst cannot take it all at once). Counted as sent now: it
+// reaches dst or the pair fails.
+func (l *loop) readTracked(d *dir, src *sock) (n int, short bool, err error) {
+	p := d.p
+	n, err = readFD(src, l.buf)
+	if n > 0 {
+		b := l.buf[:n]
+		toUp := d == &p.toUp
+		p.track(toUp, b)
+		if toUp {
+			p.count(&p.up, &p.f.bytesUp, int64(n))
+		} else {
+			p.count(&p.down, &p.f.bytesDown, int64(n))
+			l.spoke(p)
+		}
+		d.pend, d.lent = b, true
+	}
+	return n, n > 0 && n < len(l.buf), err
 }
 
 // keep adds the client's bytes to the replay window, or closes the window
@@ -221,7 +253,7 @@ func (l *loop) wrote(d *dir, n int) {
 	}
 	d.pend = d.pend[n:]
 	if len(d.pend) == 0 {
-		d.pend = nil
+		d.pend, d.lent = nil, false
 	}
 }
 
@@ -257,7 +289,7 @@ func (l *loop) ended(d *dir) {
 	p.end(ClosedByClient)
 	p.mu.Lock()
 	p.clientEOF = true
-	p.recycling = p.f.cfg.Reuse
+	p.recycling = p.mayRecycle()
 	p.mu.Unlock()
 	d.fin = true
 	if p.recycling && !p.toClient.fin {

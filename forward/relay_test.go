@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/recycle"
 )
 
 // replyAfterEOF reads until the client's EOF, then answers with the sha256
@@ -202,46 +204,39 @@ func TestRelayNoReplayAfterServerRead(t *testing.T) {
 	}
 }
 
-// --reuse against an adversary: clients read part of a long response and
-// leave; the next client must never see a byte of it.
+// --reuse http against an adversary: clients read part of a long response
+// and leave; the next client must never see a byte of it, and connections
+// whose every response was read whole are recycled.
 func TestReuseNeverLeaksStaleBytes(t *testing.T) {
-	up := startUpstream(t, func(c *net.TCPConn) {
-		r := bufio.NewReader(c)
-		for {
-			var tag byte
-			var n int
-			if _, err := fmt.Fscanf(r, "%c %d\n", &tag, &n); err != nil {
-				return
-			}
-			if _, err := c.Write(bytes.Repeat([]byte{tag}, n)); err != nil {
-				return
-			}
-		}
-	})
-	f, addr := startForwarder(t, Config{Remote: up.addr(), Reuse: true, Pool: pool.Options{Warm: 1}})
+	f, addr := startForwarder(t, Config{Remote: startHTTPUpstream(t), Reuse: recycle.HTTP, Pool: pool.Options{Warm: 1}})
 	for round := range 60 {
-		tag := byte('a' + round%26)
+		tag := string(rune('a' + round%26))
 		c := dial(t, addr)
+		br := bufio.NewReader(c)
 		abandon := round%2 == 0
 		n := 100
 		if abandon {
 			n = 4 << 20
 		}
-		fmt.Fprintf(c, "%c %d\n", tag, n)
+		fmt.Fprintf(c, "GET /%s?n=%d HTTP/1.1\r\nHost: test\r\n\r\n", tag, n)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("round %d: %v; want a response (not a stale one)", round, err)
+		}
 		want := n
 		if abandon {
 			want = 1000 + rand.IntN(60000)
 		}
 		got := make([]byte, want)
-		if _, err := io.ReadFull(c, got); err != nil {
+		if _, err := io.ReadFull(resp.Body, got); err != nil {
 			t.Fatalf("round %d: read: %v", round, err)
 		}
-		if i := bytes.IndexFunc(got, func(r rune) bool { return r != rune(tag) }); i >= 0 {
+		if i := bytes.IndexFunc(got, func(r rune) bool { return r != rune(tag[0]) }); i >= 0 {
 			t.Fatalf("round %d: byte %d is %q; want only %q: a stale response leaked", round, i, got[i], tag)
 		}
 		if !abandon {
 			c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-			if k, _ := c.Read(make([]byte, 1)); k > 0 {
+			if k, _ := br.Read(make([]byte, 1)); k > 0 {
 				t.Fatalf("round %d: extra byte after the response", round)
 			}
 		}
@@ -251,6 +246,7 @@ func TestReuseNeverLeaksStaleBytes(t *testing.T) {
 	if sum.Pool.Reused == 0 {
 		t.Errorf("pool stats %+v: no connection was ever recycled; want some", sum.Pool)
 	}
+	checkHits(t, sum)
 	t.Logf("pool: %+v", sum.Pool)
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/recycle"
 )
 
 // The forwarder's promises about users' data, each tested on the engine
@@ -305,16 +307,18 @@ func TestPairsEndWhenServerClosesFirst(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("counts /proc/self/fd: Linux only")
 	}
+	// A complete keep-alive response, then the server's close: the
+	// tracker finds the connection clean, but the upstream is gone.
 	up := startUpstream(t, func(c *net.TCPConn) {
-		line, err := bufio.NewReader(c).ReadString('\n')
+		req, err := http.ReadRequest(bufio.NewReader(c))
 		if err == nil {
-			c.Write([]byte("bye:" + line))
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nbye:%s", 4+len(req.URL.Path), req.URL.Path)
 		}
 	})
 	for _, tc := range []struct {
 		name  string
-		reuse bool
-	}{{"default", false}, {"reuse", true}} {
+		reuse recycle.Protocol
+	}{{"default", nil}, {"reuse http", recycle.HTTP}} {
 		t.Run(tc.name, func(t *testing.T) {
 			runtime.GC()
 			base, _ := countFDs(t)
@@ -332,8 +336,8 @@ func TestPairsEndWhenServerClosesFirst(t *testing.T) {
 						return
 					}
 					defer c.Close()
-					fmt.Fprintf(c, "q%d\n", i)
-					if got, err := io.ReadAll(c); err != nil || !strings.HasPrefix(string(got), "bye:") {
+					fmt.Fprintf(c, "GET /q%d HTTP/1.1\r\nHost: test\r\n\r\n", i)
+					if got, err := io.ReadAll(c); err != nil || !strings.HasSuffix(string(got), fmt.Sprintf("bye:/q%d", i)) {
 						t.Errorf("client %d: %q, %v; want the reply, then EOF", i, got, err)
 					}
 				}()
