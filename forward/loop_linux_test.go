@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -311,22 +310,6 @@ func TestAcceptInheritsSockopts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// listenRaw listens on loopback, closed when the test ends, and returns the
-// listener's raw fd access.
-func listenRaw(t *testing.T) (net.Listener, syscall.RawConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	rc, err := ln.(*net.TCPListener).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln, rc
 }
 
 // Pairs are spread over the loops, one per P, and an upstream recycled on one

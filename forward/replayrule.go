@@ -50,6 +50,11 @@ const (
 // written bytes of the client's were written to it. It may wait up to
 // replayVerdictWait: never call it on the event loop.
 func replayable(old *sock, written int) bool {
+	return replayableFD(func(fn func(fd int)) { withFD(old, fn) }, written)
+}
+
+// replayableFD is replayable for the socket whose fd onFD lends.
+func replayableFD(onFD func(func(fd int)), written int) bool {
 	if written == 0 {
 		return true
 	}
@@ -57,7 +62,7 @@ func replayable(old *sock, written int) bool {
 	slice := time.Millisecond
 	for {
 		v := consumed // a socket closed meanwhile (an abort) decides nothing
-		withFD(old, func(fd int) {
+		onFD(func(fd int) {
 			if v = kernelVerdict(fd, written); v == undecided {
 				// A reset wakes the wait; an ACK does not, so look again
 				// after a slice.
