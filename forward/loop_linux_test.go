@@ -162,23 +162,7 @@ func freePort(t *testing.T) string {
 // deadline with Go's words, and otherwise connects once the listener makes
 // room and the SYN is sent again (about a second later).
 func TestLoopDialSlowHandshake(t *testing.T) {
-	ln, rc := listenRaw(t)
-	var err error
-	rc.Control(func(fd uintptr) { err = unix.Listen(int(fd), 0) }) // queue one, drop SYNs after
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Fill the queue: dial until a handshake stalls.
-	for i := 0; ; i++ {
-		c, err := net.DialTimeout("tcp", ln.Addr().String(), 100*time.Millisecond)
-		if err != nil {
-			break
-		}
-		defer c.Close()
-		if i == 8 {
-			t.Skip("the listener never stopped answering SYNs; no slow handshake to test")
-		}
-	}
+	ln := stalledListener(t)
 
 	f, err := New(Config{Local: "127.0.0.1:0", Remote: ln.Addr().String(), DialTimeout: 150 * time.Millisecond, Pool: pool.Options{Warm: 0}})
 	if err != nil {

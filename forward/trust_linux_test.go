@@ -91,22 +91,7 @@ func waitQueued(t *testing.T, c *net.TCPConn, n int) {
 // A dial that Shutdown cancels (the drain gave up while the client waited
 // for its upstream) is recorded as shutdown, never as a failure.
 func TestShutdownDuringDialIsNoFailure(t *testing.T) {
-	ln, rc := listenRaw(t)
-	var err error
-	rc.Control(func(fd uintptr) { err = unix.Listen(int(fd), 0) }) // queue one, drop SYNs after
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ { // fill the queue: dial until a handshake stalls
-		c, err := net.DialTimeout("tcp", ln.Addr().String(), 100*time.Millisecond)
-		if err != nil {
-			break
-		}
-		defer c.Close()
-		if i == 8 {
-			t.Skip("the listener never stopped answering SYNs; no dial to cancel")
-		}
-	}
+	ln := stalledListener(t)
 	f, addr := startForwarder(t, Config{Remote: ln.Addr().String(), DialTimeout: time.Minute, Pool: pool.Options{Warm: 0}})
 	dial(t, addr)
 	eventually(t, "the client waiting for its dial", func() bool { return f.Active() == 1 })
@@ -147,4 +132,26 @@ func replayableConn(t *testing.T, c *net.TCPConn, written int) bool {
 		t.Fatal(err)
 	}
 	return replayableFD(func(fn func(fd int)) { rc.Control(func(fd uintptr) { fn(int(fd)) }) }, written)
+}
+
+// stalledListener listens on loopback with a full accept queue: it drops
+// SYNs, so a dial to it waits in its handshake.
+func stalledListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, rc := listenRaw(t)
+	var err error
+	rc.Control(func(fd uintptr) { err = unix.Listen(int(fd), 0) }) // queue one, drop SYNs after
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ { // fill the queue: dial until a handshake stalls
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 100*time.Millisecond)
+		if err != nil {
+			return ln
+		}
+		t.Cleanup(func() { c.Close() })
+		if i == 8 {
+			t.Skip("the listener never stopped answering SYNs; no slow handshake to test")
+		}
+	}
 }
