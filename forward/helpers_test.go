@@ -145,7 +145,8 @@ func echo(c *net.TCPConn) { io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{
 
 // startHTTPUpstream runs a real HTTP/1.1 server (net/http, keep-alive) on
 // 127.0.0.1:0 for --reuse http tests: GET /PATH answers PATH; with ?n=N it
-// answers N bytes of PATH's first letter instead.
+// answers N bytes of PATH's first letter instead; ?sleep=DUR answers after
+// DUR.
 func startHTTPUpstream(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -154,6 +155,9 @@ func startHTTPUpstream(t testing.TB) string {
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := strings.TrimPrefix(r.URL.Path, "/")
+		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil {
+			time.Sleep(d) // a slow request
+		}
 		if n, err := strconv.Atoi(r.URL.Query().Get("n")); err == nil && path != "" {
 			w.Header().Set("Content-Length", strconv.Itoa(n))
 			w.Write(bytes.Repeat([]byte(path[:1]), n))

@@ -354,3 +354,50 @@ func TestPairsEndWhenServerClosesFirst(t *testing.T) {
 		})
 	}
 }
+
+// --reuse http: a client that leaves before its reply is whole (a slow
+// request, pipelined requests read in part, a half-close) never hands that
+// reply to the next client on a recycled connection.
+func TestReuseNoReplyToTheWrongClient(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		leave func(c *net.TCPConn) // what client A does before it closes
+	}{
+		{"closes before a slow reply", func(c *net.TCPConn) {
+			io.WriteString(c, "GET /alice-secret?sleep=300ms HTTP/1.1\r\nHost: test\r\n\r\n")
+		}},
+		{"reads one of two pipelined replies", func(c *net.TCPConn) {
+			io.WriteString(c, "GET /alice-1 HTTP/1.1\r\nHost: test\r\n\r\nGET /alice-secret?sleep=100ms HTTP/1.1\r\nHost: test\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err == nil {
+				io.ReadAll(resp.Body)
+			}
+		}},
+		{"half-closes after a slow request", func(c *net.TCPConn) {
+			io.WriteString(c, "GET /alice-secret?sleep=100ms HTTP/1.1\r\nHost: test\r\n\r\n")
+			c.CloseWrite()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, addr := startForwarder(t, Config{Remote: startHTTPUpstream(t), Reuse: recycle.HTTP, Pool: pool.Options{Warm: 0}})
+			for i := range 3 {
+				// A clean exchange first, so A's connection may come back.
+				if got, err := httpOnce(addr, "warmup"); err != nil || got != "warmup" {
+					t.Fatalf("warm-up: %q, %v", got, err)
+				}
+				a := dial(t, addr)
+				tc.leave(a)
+				a.Close()
+				got, err := httpOnce(addr, fmt.Sprint("bob", i))
+				if err != nil || got != fmt.Sprint("bob", i) {
+					t.Fatalf("round %d: B got %q, %v; want its own reply", i, got, err)
+				}
+			}
+			sum := shutdown(t, f, 2*time.Second)
+			if sum.Pool.Reused == 0 {
+				t.Errorf("pool %+v: nothing recycled; want the clean exchanges recycled", sum.Pool)
+			}
+			checkHits(t, sum)
+		})
+	}
+}
