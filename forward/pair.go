@@ -40,7 +40,7 @@ type pair struct {
 	replayOn    bool       // pooled upstream that has not sent a byte yet
 	redialed    bool
 	clientEOF   bool
-	recycling   bool // --reuse: the client closed cleanly; stop reading the upstream
+	recycling   bool // --reuse: the client closed cleanly and the tracker proved the upstream clean; stop reading it
 	interrupted bool // upstreamToClient stopped for recycling, cleanly, between chunks
 	source      pool.Source
 	dial        time.Duration
