@@ -9,6 +9,7 @@ import (
 
 	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/recycle"
 )
 
 // Defaults and bounds of forward's numeric flags; README.md explains each.
@@ -60,7 +61,19 @@ var forwardFlags = []flagSpec{
 		min: 1, max: maxPoolMax},
 	{Flag: &cli.DurationFlag{Name: "pool-ttl", Value: pool.DefaultTTL, Usage: "close a pooled connection idle longer than `DUR`, never hand it out; more than 0"},
 		positive: true},
-	{Flag: &cli.BoolFlag{Name: "reuse", Usage: "recycle an upstream connection after a clean client close (request/response protocols only)"}},
+	{Flag: &cli.StringFlag{
+		Name:        "reuse",
+		Usage:       "recycle an upstream connection after a client is done, when PROTO's framing proves it clean: http (HTTP/1.1) or redis (RESP, state RESET before reuse)",
+		DefaultText: "off",
+		// Checked as the flag is parsed, before LOCAL REMOTE: a bare
+		// --reuse takes the next word, so name the choices first.
+		Action: func(_ *cli.Context, v string) error {
+			if _, err := recycle.Lookup(v); err != nil {
+				return usageErrorf("--reuse %s: %v (a bare --reuse is no longer accepted)", v, err)
+			}
+			return nil
+		},
+	}},
 	{Flag: &cli.IntFlag{Name: "max-conns", Usage: "`N` clients relayed at once, extra ones wait; 0 = no limit"},
 		min: 0, max: maxMaxConns},
 	{Flag: &cli.DurationFlag{Name: "idle-timeout", Usage: "close a connection with no byte either way for `DUR`; 0 = never"}},
@@ -234,6 +247,14 @@ func forwardConfig(c *cli.Context, fa forwardArgs) (forward.Config, error) {
 	if c.Bool("require-remote") && c.Int("warm") == 0 {
 		return forward.Config{}, usageErrorf("--require-remote checks REMOTE with the first warm connection: give --warm 1 or more with it")
 	}
+	var reuse recycle.Protocol
+	if c.IsSet("reuse") {
+		p, err := recycle.Lookup(c.String("reuse"))
+		if err != nil {
+			return forward.Config{}, usageErrorf("--reuse %s: %v", c.String("reuse"), err)
+		}
+		reuse = p
+	}
 	return forward.Config{
 		Local:       fa.local,
 		Remote:      fa.remote,
@@ -241,7 +262,7 @@ func forwardConfig(c *cli.Context, fa forwardArgs) (forward.Config, error) {
 		IdleTimeout: c.Duration("idle-timeout"),
 		MaxConns:    c.Int("max-conns"),
 		ExitIdle:    c.Duration("exit-idle"),
-		Reuse:       c.Bool("reuse"),
+		Reuse:       reuse,
 		Pool:        pool.Options{Warm: c.Int("warm"), Max: c.Int("pool-max"), TTL: c.Duration("pool-ttl")},
 	}, nil
 }

@@ -1,11 +1,13 @@
 package forward
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"testing"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/recycle"
 )
 
 // sink reads and discards everything through a user-space buffer, so the
@@ -74,5 +76,55 @@ func benchShort(b *testing.B, addr string) {
 			b.Fatal(err)
 		}
 		c.Close()
+	}
+}
+
+// BenchmarkRelayBulkReuse: BenchmarkRelayBulk through a --reuse http pair,
+// whose bytes go through user space for the tracker instead of splice (the
+// bytes are not HTTP: the tracker gives up at once, so this is the copy's
+// cost alone).
+func BenchmarkRelayBulkReuse(b *testing.B) {
+	up := startUpstream(b, sink).addr()
+	_, addr := startForwarder(b, Config{Remote: up, Reuse: recycle.HTTP, Pool: pool.Options{Warm: 0}})
+	benchBulk(b, addr)
+}
+
+// BenchmarkRelayHTTP: GETs of a 16 KiB body from a real HTTP/1.1 server
+// (net/http), on one keep-alive connection or a connection each, without
+// and with --reuse http (the tracker parsing every byte both ways).
+func BenchmarkRelayHTTP(b *testing.B) {
+	for _, mode := range []string{"keepalive", "short"} {
+		for _, tc := range []struct {
+			name  string
+			reuse recycle.Protocol
+		}{{"default", nil}, {"reuse", recycle.HTTP}} {
+			b.Run(mode+"/"+tc.name, func(b *testing.B) {
+				_, addr := startForwarder(b, Config{Remote: startHTTPUpstream(b), Reuse: tc.reuse, Pool: pool.Options{Warm: 2}})
+				b.SetBytes(16 << 10)
+				b.ReportAllocs()
+				var c net.Conn
+				var br *bufio.Reader
+				b.ResetTimer()
+				for range b.N {
+					if c == nil {
+						var err error
+						if c, err = net.Dial("tcp", addr); err != nil {
+							b.Fatal(err)
+						}
+						br = bufio.NewReader(c)
+					}
+					if _, err := httpGet(c, br, "x?n=16384"); err != nil {
+						b.Fatal(err)
+					}
+					if mode == "short" {
+						c.Close()
+						c = nil
+					}
+				}
+				if c != nil {
+					c.Close()
+				}
+			})
+		}
 	}
 }

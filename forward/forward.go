@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/recycle"
 )
 
 // DefaultDialTimeout bounds an upstream dial when Config.DialTimeout is zero.
@@ -34,9 +35,12 @@ type Config struct {
 	IdleTimeout time.Duration // close a pair after this long with no byte either way; 0 = never
 	MaxConns    int           // clients relayed at once, extra ones wait in the backlog; 0 = no limit
 	ExitIdle    time.Duration // Serve returns ErrIdle after this long with no connection; 0 = never
-	Reuse       bool          // recycle an upstream after a clean client close (request/response protocols only)
-	Pool        pool.Options  // warm pool
-	MaxRecords  int           // closed connections kept for the summary; 0 = DefaultMaxRecords
+	// Reuse, if set, recycles an upstream once its client is done, when the
+	// protocol's framing proves the connection clean (recycle.Tracker), after
+	// the protocol's reset; nil: never.
+	Reuse      recycle.Protocol
+	Pool       pool.Options // warm pool
+	MaxRecords int          // closed connections kept for the summary; 0 = DefaultMaxRecords
 
 	// OnClose, if set, is called once for each connection after it closed,
 	// from that connection's goroutine.
@@ -66,7 +70,9 @@ type Forwarder struct {
 	conns, failed      atomic.Uint64
 	bytesUp, bytesDown atomic.Int64
 	idleExit           atomic.Bool
-	acceptBackoffs     atomic.Uint64 // temporary accept errors survived (EMFILE, ...)
+	noReset            atomic.Bool    // --reuse: the server lacks the protocol's reset; recycle nothing
+	resets             sync.WaitGroup // recycles under way (reuseUpstream)
+	acceptBackoffs     atomic.Uint64  // temporary accept errors survived (EMFILE, ...)
 	mu                 sync.Mutex
 	active             map[uint64]*pair
 	idleTimer          *time.Timer
@@ -314,19 +320,41 @@ func (f *Forwarder) handle(p *pair) {
 	up, src, _, err := f.pool.Get(f.hardCtx)
 	p.dial = time.Since(t0)
 	if err != nil {
-		if !p.aborted.Load() {
-			f.failed.Add(1)
-		}
-		p.abort(ClosedByError, err)
+		f.dialFailed(p, err)
 		f.finish(p)
 		return
 	}
 	f.relay(p, up, src)
 }
 
+// dialFailed ends p whose upstream dial (or replay's redial) failed. A dial
+// that Shutdown cancelled is the shutdown's doing, recorded as such and not
+// counted as a failure; any other is a failure, and the client gets a reset.
+func (f *Forwarder) dialFailed(p *pair, err error) {
+	if f.hardCtx.Err() != nil {
+		p.abort(ClosedByShutdown, nil)
+		return
+	}
+	if !p.aborted.Load() {
+		f.failed.Add(1)
+	}
+	p.abort(ClosedByError, err)
+}
+
+// afterBorrow, if set (tests only, before any forwarder starts), runs when
+// a pair has its upstream, before a byte moves: a test makes the upstream
+// go stale there, after the pool's probe passed it.
+var afterBorrow func(src pool.Source)
+
 // relay starts relaying p with upstream up.
 func (f *Forwarder) relay(p *pair, up *sock, src pool.Source) {
+	if afterBorrow != nil {
+		afterBorrow(src)
+	}
 	p.source, p.upAddr = src, remoteAddr(up)
+	if f.cfg.Reuse != nil {
+		p.tracker = f.cfg.Reuse.NewTracker() // a fresh dial, or a clean (and reset) one
+	}
 	p.replayOn = src != pool.Cold
 	p.upstream.Store(up)
 	if p.aborted.Load() { // shutdown came during the dial
@@ -345,7 +373,7 @@ func (f *Forwarder) releaseUpstream(p *pair) {
 	recycle := p.recyclable()
 	f.unregister(p, recycle)
 	if up := p.upstream.Load(); recycle {
-		f.pool.Put(up) // Put closes what it refuses
+		f.reuseUpstream(up)
 	} else {
 		up.Close()
 	}
@@ -423,6 +451,7 @@ func (f *Forwarder) Shutdown(ctx context.Context) *Summary {
 		<-done
 	}
 	f.hardCancel()
+	f.resets.Wait()
 	f.stopEngine()
 	f.pool.Close()
 	s := f.Summary()

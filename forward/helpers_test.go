@@ -1,9 +1,15 @@
 package forward
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -162,3 +168,55 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // WriteTo, so the test's own upstream never splices and never holds a pipe
 // that the fd counts would blame on the forwarder.
 func echo(c *net.TCPConn) { io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c}) }
+
+// startHTTPUpstream runs a real HTTP/1.1 server (net/http, keep-alive) on
+// 127.0.0.1:0 for --reuse http tests: GET /PATH answers PATH; with ?n=N it
+// answers N bytes of PATH's first letter instead; ?sleep=DUR answers after
+// DUR.
+func startHTTPUpstream(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := strings.TrimPrefix(r.URL.Path, "/")
+		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil {
+			time.Sleep(d) // a slow request
+		}
+		if n, err := strconv.Atoi(r.URL.Query().Get("n")); err == nil && path != "" {
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+			w.Write(bytes.Repeat([]byte(path[:1]), n))
+			return
+		}
+		io.WriteString(w, path)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// httpGet sends GET /path on c and reads the response's body whole.
+func httpGet(c net.Conn, br *bufio.Reader, path string) (string, error) {
+	if _, err := fmt.Fprintf(c, "GET /%s HTTP/1.1\r\nHost: test\r\n\r\n", path); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// httpOnce makes one GET /path through addr on a connection of its own.
+func httpOnce(addr, path string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, testTimeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testTimeout))
+	return httpGet(c, bufio.NewReader(c), path)
+}

@@ -3,6 +3,7 @@
 package forward
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -12,13 +13,13 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/recycle"
 )
 
 // engineTestSetup: the event loop has no test knobs, and reads the replay
@@ -161,8 +162,7 @@ func freePort(t *testing.T) string {
 // up at its deadline with Go's words, and otherwise connects once the
 // listener makes room and the SYN is sent again (about a second later).
 func TestLoopDialSlowHandshake(t *testing.T) {
-	ln, _ := listenRaw(t)
-	blackhole(t, ln)
+	ln := blackholed(t)
 
 	f, err := New(Config{Local: "127.0.0.1:0", Remote: ln.Addr().String(), DialTimeout: 150 * time.Millisecond, Pool: pool.Options{Warm: 0}})
 	if err != nil {
@@ -296,28 +296,11 @@ func TestAcceptInheritsSockopts(t *testing.T) {
 	}
 }
 
-// listenRaw listens on loopback, closed when the test ends, and returns the
-// listener's raw fd access.
-func listenRaw(t *testing.T) (net.Listener, syscall.RawConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	rc, err := ln.(*net.TCPListener).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln, rc
-}
-
 // Pairs are spread over the loops, one per P, and an upstream recycled on one
 // loop serves the next client on another.
 func TestLoopsShareThePairs(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
-	up := startUpstream(t, echo)
-	f, addr := startForwarder(t, Config{Remote: up.addr(), Reuse: true, Pool: pool.Options{Warm: 1}})
+	f, addr := startForwarder(t, Config{Remote: startHTTPUpstream(t), Reuse: recycle.HTTP, Pool: pool.Options{Warm: 1}})
 	if n := len(f.loops); n != 3 {
 		t.Fatalf("%d loops with GOMAXPROCS 3; want 3", n)
 	}
@@ -325,10 +308,7 @@ func TestLoopsShareThePairs(t *testing.T) {
 	for i := range 6 {
 		c := dial(t, addr)
 		msg := fmt.Sprint("held", i)
-		if _, err := c.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		if got, err := io.ReadAll(io.LimitReader(c, int64(len(msg)))); err != nil || string(got) != msg {
+		if got, err := httpGet(c, bufio.NewReader(c), msg); err != nil || got != msg {
 			t.Fatalf("client %d: %q, %v", i, got, err)
 		}
 		held = append(held, c)
@@ -348,7 +328,7 @@ func TestLoopsShareThePairs(t *testing.T) {
 	// One at a time: each client's upstream goes back to the pool and the
 	// next one, placed on the next loop, takes it.
 	for i := range 6 {
-		if got, err := echoOnce(addr, "r"); err != nil || got != "r" {
+		if got, err := httpOnce(addr, "r"); err != nil || got != "r" {
 			t.Fatalf("sequential client %d: %q, %v", i, got, err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/recycle"
 )
 
 // pair is one client and its upstream while bytes flow between them. The
@@ -39,10 +40,13 @@ type pair struct {
 	replayOn    bool       // pooled upstream that has not sent a byte yet
 	redialed    bool
 	clientEOF   bool
-	recycling   bool // --reuse: the client closed cleanly; stop reading the upstream
+	recycling   bool // --reuse: the client closed cleanly and the tracker proved the upstream clean; stop reading it
 	interrupted bool // upstreamToClient stopped for recycling, cleanly, between chunks
 	source      pool.Source
 	dial        time.Duration
+
+	tracker recycle.Tracker // --reuse: the protocol's view of the upstream (reuse.go); nil without
+	trackMu sync.Mutex      // the tracker is not safe for concurrent use
 }
 
 // bufSize is the buffer for a chunk read through user space: the client's
@@ -105,8 +109,14 @@ func (p *pair) fail(err error) {
 	p.abort(ClosedByError, err)
 }
 
-// abort makes reason final (the first abort wins over any clean end), closes
+// abort makes reason final (the first abort wins over any clean end), resets
 // both sockets, and wakes the relay so it sees the abort and finishes.
+//
+// An abort stays an abort: each peer gets a reset (SO_LINGER 0, then close),
+// never the FIN a close sends, so a stream cut off by a peer's reset, the
+// idle timeout, a drain that gave up or a failed replay never looks complete
+// to a protocol that ends at EOF. Clean ends never come here: they pass the
+// EOF on (half-close) and close once both directions are through.
 func (p *pair) abort(reason string, err error) {
 	p.endMu.Lock()
 	if p.aborted.Load() {
@@ -116,9 +126,9 @@ func (p *pair) abort(reason string, err error) {
 	p.aborted.Store(true)
 	p.closedBy, p.err = reason, err
 	p.endMu.Unlock()
-	p.client.Close()
+	resetClose(p.client)
 	if up := p.upstream.Load(); up != nil {
-		up.Close()
+		resetClose(up)
 	}
 	p.wake()
 }

@@ -5,19 +5,21 @@ package forward
 // How a pair ends: clean ends in each direction (half-close passed on, or
 // --reuse's recycle), errors, aborts and the idle timeout.
 
-// clientDone: the client sent EOF. Pass it on (half-close), or with --reuse
-// stop reading the upstream so it can go back to the pool unharmed.
+// clientDone: the client sent EOF. Pass it on (half-close), or, when
+// --reuse may recycle the upstream (reuse.go), stop reading it so it can go
+// back to the pool unharmed.
 func (p *pair) clientDone() {
 	p.end(ClosedByClient)
 	p.mu.Lock()
 	p.clientEOF = true
 	up := p.upstream.Load()
-	p.recycling = p.f.cfg.Reuse
-	if p.recycling {
+	p.recycling = p.mayRecycle()
+	recycling := p.recycling
+	if recycling {
 		up.SetReadDeadline(aLongTimeAgo) // interrupts a wait in the netpoller
 	}
 	p.mu.Unlock()
-	if p.f.cfg.Reuse {
+	if recycling {
 		p.toClient.resume() // or a park: it sees recycling and stops
 		return
 	}

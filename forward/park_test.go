@@ -4,13 +4,16 @@ package forward
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/recycle"
 )
 
 // shortPark makes directions park after 5 ms for the rest of the test.
@@ -124,8 +127,9 @@ func TestParkedIdleTimeoutAndReuse(t *testing.T) {
 		c := dial(t, addr)
 		c.Write([]byte("x"))
 		c.Read(make([]byte, 1))
-		if b, err := io.ReadAll(c); err != nil || len(b) != 0 { // the timeout closes it while parked
-			t.Fatalf("read %q, %v; want EOF from the idle timeout", b, err)
+		// The timeout resets it while parked: an abort is never a clean EOF.
+		if b, err := io.ReadAll(c); !errors.Is(err, syscall.ECONNRESET) || len(b) != 0 {
+			t.Fatalf("read %q, %v; want a reset from the idle timeout", b, err)
 		}
 		sum := shutdown(t, f, time.Second)
 		if r := sum.Connections; len(r) != 1 || r[0].ClosedBy != ClosedByTimeout {
@@ -133,12 +137,11 @@ func TestParkedIdleTimeoutAndReuse(t *testing.T) {
 		}
 	})
 	t.Run("reuse after parking", func(t *testing.T) {
-		f, addr := startForwarder(t, Config{Remote: up.addr(), Reuse: true, Pool: pool.Options{Warm: 0}})
+		f, addr := startForwarder(t, Config{Remote: startHTTPUpstream(t), Reuse: recycle.HTTP, Pool: pool.Options{Warm: 0}})
 		for i := range 5 {
 			c := dial(t, addr)
-			c.Write([]byte("ping"))
-			if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
-				t.Fatal(err)
+			if got, err := httpGet(c, bufio.NewReader(c), "ping"); err != nil || got != "ping" {
+				t.Fatalf("got %q, %v; want ping", got, err)
 			}
 			eventually(t, "both directions parked", func() bool { return parkedCount(f) == 2 })
 			c.Close() // upstreamToClient is parked: the recycle must wake it

@@ -104,11 +104,11 @@ func (p *pair) start() {
 func (p *pair) next(d *dir, dst, src *net.TCPConn) (n int64, eof bool, err error) {
 	budget := true // errOverBudget: waitBudget directions already wait there, park at once
 	for {
-		if d == &p.toClient && p.f.cfg.Reuse && p.isRecycling() {
+		if d == &p.toClient && p.tracker != nil && p.isRecycling() {
 			return 0, false, errStop
 		}
-		// The replay needs the client's first bytes in hand; all else splices.
-		peek := d == &p.toClient || !p.replaying()
+		// The replay and the tracker need the bytes in hand; all else splices.
+		peek := p.tracker == nil && (d == &p.toClient || !p.replaying())
 		bp, m, armed, err := p.recv(d, src, peek, budget)
 		if armed {
 			// Clear the wait's deadline, whatever ended the wait: once past,
@@ -151,6 +151,9 @@ func (p *pair) next(d *dir, dst, src *net.TCPConn) (n int64, eof bool, err error
 // the pool.
 func (p *pair) writeChunk(d *dir, dst *net.TCPConn, bp *[]byte, m int) (int64, bool, error) {
 	defer putBuf(bp)
+	if p.tracker != nil {
+		p.track(d == &p.toUp, (*bp)[:m])
+	}
 	if d == &p.toUp {
 		return p.writeUp((*bp)[:m])
 	}
@@ -209,7 +212,7 @@ func (p *pair) upstreamToClient() {
 			d.finish()
 			return
 		}
-		if n == 0 && (eof || err != nil) && p.shouldRedial(err) {
+		if n == 0 && (eof || err != nil) && p.shouldRedial(err) && p.mayReplay(up) {
 			if p.redial(up) {
 				continue
 			}
@@ -310,12 +313,52 @@ func (p *pair) wake() {
 // pairEngine: the goroutine relay keeps most of its state in the directions.
 type pairEngine struct {
 	ended atomic.Int32 // directions finished
+	// windowMu is held by writes in the replay window and by the replay
+	// rule, which needs their count still (replay.go).
+	windowMu sync.Mutex
+	written  int // bytes of the replay window written to the current upstream
 }
 
 // sock is a connection as this engine relays it: Go's own.
 type sock = net.TCPConn
 
 func (f *Forwarder) accept() (*sock, error) { return f.ln.AcceptTCP() }
+
+// withFD runs fn on c's fd, unless c is closed.
+func withFD(c *sock, fn func(fd int)) {
+	if rc, err := c.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { fn(int(fd)) })
+	}
+}
+
+// resetExchange writes req to c and reads the reply until check has it
+// whole, by deadline.
+func resetExchange(c *sock, req []byte, check func([]byte) (bool, error), deadline time.Time) error {
+	c.SetDeadline(deadline)
+	defer c.SetDeadline(time.Time{})
+	if _, err := c.Write(req); err != nil {
+		return err
+	}
+	var reply []byte
+	buf := make([]byte, 512)
+	for {
+		n, err := c.Read(buf)
+		reply = append(reply, buf[:n]...)
+		if done, cerr := check(reply); done || cerr != nil {
+			return cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// resetClose closes c with a reset (SO_LINGER 0) instead of a FIN, for an
+// abort.
+func resetClose(c *sock) {
+	c.SetLinger(0)
+	c.Close()
+}
 
 // remoteAddr is c's peer as its record shows it.
 func remoteAddr(c *sock) string { return c.RemoteAddr().String() }

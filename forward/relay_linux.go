@@ -19,6 +19,7 @@ type dir struct {
 	hasPipe  bool   // a direction holds a pipe only while it moves bytes
 	inPipe   int    // bytes in the pipe, not yet written to dst
 	pend     []byte // bytes read through user space, not yet written to dst
+	lent     bool   // pend is in the loop's buffer: copy it before the loop reads again
 	readable bool   // src signalled input and was not read to EAGAIN since
 	hup      bool   // src's peer signalled its end: a short read may not be the last one
 	eof      bool   // src reached EOF; dst gets it once the bytes before it are through
@@ -31,10 +32,12 @@ type pairEngine struct {
 	written   int   // bytes of p.replay written to the current upstream
 	redialing bool  // a fresh upstream is being dialed; both directions wait
 	// A redial's outcome, handed over under p.mu.
-	redialDone bool
-	redialConn *sock
-	redialDur  time.Duration
-	redialErr  error
+	redialDone     bool
+	redialDeclined bool  // the replay rule said no: the old upstream's failure goes on
+	redialCause    error // that failure: nil for a clean EOF
+	redialConn     *sock
+	redialDur      time.Duration
+	redialErr      error
 }
 
 // start hands p to the loop, which relays it from the first event on.
@@ -96,6 +99,9 @@ func (l *loop) step(d *dir) {
 			n, err := writeFD(dst, out)
 			l.wrote(d, n)
 			if err == unix.EAGAIN {
+				if d.lent { // the loop's buffer is the next read's: keep our own copy
+					d.pend, d.lent = append([]byte(nil), d.pend...), false
+				}
 				return
 			}
 			if err != nil {
@@ -152,9 +158,15 @@ func (l *loop) read(d *dir, src *sock) (n int, short bool, err error) {
 	if d == &p.toUp && p.replayOn {
 		n, err := readFD(src, l.buf)
 		if n > 0 {
+			if p.tracker != nil {
+				p.track(true, l.buf[:n])
+			}
 			l.keep(p, l.buf[:n])
 		}
 		return n, n > 0 && n < len(l.buf), err
+	}
+	if p.tracker != nil {
+		return l.readTracked(d, src)
 	}
 	if !d.hasPipe {
 		pp, err := l.getPipe()
@@ -174,6 +186,28 @@ func (l *loop) read(d *dir, src *sock) (n int, short bool, err error) {
 	// small segments do long before its byte capacity; each buffer holds at
 	// least a byte, so fewer bytes than buffers means the socket ran dry.
 	return n, n > 0 && n < d.pipe.slots, err
+}
+
+// readTracked reads what src has into the loop's buffer for a --reuse pair:
+// the tracker sees it, then step writes it on as d's pending bytes (lent:
+// copied only if dst cannot take it all at once). Counted as sent now: it
+// reaches dst or the pair fails.
+func (l *loop) readTracked(d *dir, src *sock) (n int, short bool, err error) {
+	p := d.p
+	n, err = readFD(src, l.buf)
+	if n > 0 {
+		b := l.buf[:n]
+		toUp := d == &p.toUp
+		p.track(toUp, b)
+		if toUp {
+			p.count(&p.up, &p.f.bytesUp, int64(n))
+		} else {
+			p.count(&p.down, &p.f.bytesDown, int64(n))
+			l.spoke(p)
+		}
+		d.pend, d.lent = b, true
+	}
+	return n, n > 0 && n < len(l.buf), err
 }
 
 // keep adds the client's bytes to the replay window, or closes the window
@@ -219,7 +253,7 @@ func (l *loop) wrote(d *dir, n int) {
 	}
 	d.pend = d.pend[n:]
 	if len(d.pend) == 0 {
-		d.pend = nil
+		d.pend, d.lent = nil, false
 	}
 }
 
@@ -241,7 +275,7 @@ func (l *loop) ended(d *dir) {
 	p := d.p
 	if d == &p.toClient {
 		if p.shouldRedial(nil) {
-			l.redial(p)
+			l.redial(p, nil)
 			return
 		}
 		p.end(ClosedByRemote)
@@ -255,10 +289,10 @@ func (l *loop) ended(d *dir) {
 	p.end(ClosedByClient)
 	p.mu.Lock()
 	p.clientEOF = true
-	p.recycling = p.f.cfg.Reuse
+	p.recycling = p.mayRecycle()
 	p.mu.Unlock()
 	d.fin = true
-	if p.recycling {
+	if p.recycling && !p.toClient.fin {
 		l.step(&p.toClient) // it stops once nothing is in flight
 		return
 	}
@@ -279,26 +313,36 @@ func (l *loop) interrupt(p *pair) {
 // failed: a read or write of p's failed; upstream says it was on the
 // upstream's socket (reading toClient's source, writing toUp's destination).
 // An upstream that died before its first byte, while the client's first
-// bytes are kept in the replay window, is replaced once and gets them again.
+// bytes are kept in the replay window, may be replaced (redial).
 func (l *loop) failed(p *pair, upstream bool, err error) {
 	if upstream && p.shouldRedial(err) {
-		l.redial(p)
+		l.redial(p, err)
 		return
 	}
 	p.fail(err)
 }
 
-// redial dials a fresh upstream for p in a goroutine (dials block); the
-// loop swaps it in when the goroutine posts the outcome (news).
-func (l *loop) redial(p *pair) {
+// redial applies the replay rule (replayrule.go) to p's failed upstream and,
+// if it allows, dials a fresh one, in a goroutine (the rule may wait for the
+// kernel, dials block); both directions wait meanwhile. The loop takes the
+// outcome when the goroutine posts it (news). cause is the failure, nil for
+// a clean EOF.
+func (l *loop) redial(p *pair, cause error) {
 	p.mu.Lock()
 	p.redialed = true
 	p.mu.Unlock()
 	p.eng.redialing = true
-	old := p.upstream.Load()
+	old, written := p.upstream.Load(), p.eng.written
 	go func() {
+		if !replayable(old, written) {
+			p.mu.Lock()
+			p.eng.redialDone, p.eng.redialDeclined, p.eng.redialCause = true, true, cause
+			p.mu.Unlock()
+			l.post(p)
+			return
+		}
 		old.Close()
-		c, d, err := p.f.pool.Dial(p.f.hardCtx)
+		c, d, err := p.f.pool.Replace(p.f.hardCtx)
 		p.mu.Lock()
 		p.eng.redialDone = true
 		p.eng.redialConn, p.eng.redialDur, p.eng.redialErr = c, d, err
@@ -318,6 +362,7 @@ func (l *loop) news(p *pair) {
 	if p.eng.redialing {
 		p.mu.Lock()
 		done, c, d, err := p.eng.redialDone, p.eng.redialConn, p.eng.redialDur, p.eng.redialErr
+		declined, cause := p.eng.redialDeclined, p.eng.redialCause
 		p.mu.Unlock()
 		if !done {
 			return // an abort during the dial: the dial's post comes next
@@ -328,8 +373,17 @@ func (l *loop) news(p *pair) {
 			if c != nil {
 				c.Close()
 			}
+		case declined && cause != nil:
+			p.fail(cause)
+		case declined:
+			// The upstream's clean EOF goes to the client; kept bytes not
+			// written yet go on to it, as they would on a direct connection.
+			l.spoke(p)
+			l.step(&p.toUp)
+			l.step(&p.toClient)
+			return
 		case err != nil:
-			p.abort(ClosedByError, err)
+			p.f.dialFailed(p, err)
 		default:
 			l.swap(p, c, d)
 			return

@@ -4,19 +4,23 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/recycle"
 )
 
 // replyAfterEOF reads until the client's EOF, then answers with the sha256
@@ -171,80 +175,68 @@ func TestRelayBannerFirst(t *testing.T) {
 	}
 }
 
-// A warm connection that passed the probe but dies when first used: the
-// relay dials a fresh one once and replays the client's first bytes.
-func TestRelayReplaysFirstBytesOnStaleWarm(t *testing.T) {
-	var mu sync.Mutex
-	poisoned := 0
+// A warm connection whose server reads the client's first byte and resets:
+// it may have acted on it, so nothing is replayed (replayrule.go): the client
+// sees the reset, and the upstream saw the bytes once.
+func TestRelayNoReplayAfterServerRead(t *testing.T) {
+	var reads atomic.Int64
 	up := startUpstream(t, func(c *net.TCPConn) {
-		mu.Lock()
-		poison := poisoned < 2 // the two pre-dialed connections
-		poisoned++
-		mu.Unlock()
-		if poison {
-			b := make([]byte, 1)
-			c.Read(b)
-			c.SetLinger(0) // reset, as a server that timed the connection out
-			return
+		b := make([]byte, 1)
+		if n, _ := c.Read(b); n > 0 {
+			reads.Add(1)
 		}
-		echo(c)
+		c.SetLinger(0) // reset, as a server that gave up on the request
 	})
 	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 2}})
 	eventually(t, "pool filled", func() bool { return f.pool.Stats().Idle == 2 })
 	c := dial(t, addr)
-	msg := []byte("first request, replayed once")
-	c.Write(msg)
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
-		t.Fatalf("got %q, %v; want %q", got, err, msg)
+	c.Write([]byte("first request, never replayed"))
+	if n, err := c.Read(make([]byte, 64)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read %d bytes, %v; want a reset", n, err)
 	}
 	c.Close()
 	sum := shutdown(t, f, time.Second)
-	if r := sum.Connections; len(r) != 1 || r[0].BytesUp != int64(len(msg)) || r[0].BytesDown != int64(len(msg)) || r[0].Source != "cold" {
-		t.Fatalf("records = %+v; want one redialed (cold) connection with %d bytes each way", r, len(msg))
+	if n := reads.Load(); n != 1 {
+		t.Errorf("the upstream read the request %d times; want 1", n)
+	}
+	if r := sum.Connections; len(r) != 1 || r[0].Source != "warm" || r[0].ClosedBy != ClosedByError {
+		t.Fatalf("records = %+v; want one warm connection, closed_by error", r)
 	}
 }
 
-// --reuse against an adversary: clients read part of a long response and
-// leave; the next client must never see a byte of it.
+// --reuse http against an adversary: clients read part of a long response
+// and leave; the next client must never see a byte of it, and connections
+// whose every response was read whole are recycled.
 func TestReuseNeverLeaksStaleBytes(t *testing.T) {
-	up := startUpstream(t, func(c *net.TCPConn) {
-		r := bufio.NewReader(c)
-		for {
-			var tag byte
-			var n int
-			if _, err := fmt.Fscanf(r, "%c %d\n", &tag, &n); err != nil {
-				return
-			}
-			if _, err := c.Write(bytes.Repeat([]byte{tag}, n)); err != nil {
-				return
-			}
-		}
-	})
-	f, addr := startForwarder(t, Config{Remote: up.addr(), Reuse: true, Pool: pool.Options{Warm: 1}})
+	f, addr := startForwarder(t, Config{Remote: startHTTPUpstream(t), Reuse: recycle.HTTP, Pool: pool.Options{Warm: 1}})
 	for round := range 60 {
-		tag := byte('a' + round%26)
+		tag := string(rune('a' + round%26))
 		c := dial(t, addr)
+		br := bufio.NewReader(c)
 		abandon := round%2 == 0
 		n := 100
 		if abandon {
 			n = 4 << 20
 		}
-		fmt.Fprintf(c, "%c %d\n", tag, n)
+		fmt.Fprintf(c, "GET /%s?n=%d HTTP/1.1\r\nHost: test\r\n\r\n", tag, n)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("round %d: %v; want a response (not a stale one)", round, err)
+		}
 		want := n
 		if abandon {
 			want = 1000 + rand.IntN(60000)
 		}
 		got := make([]byte, want)
-		if _, err := io.ReadFull(c, got); err != nil {
+		if _, err := io.ReadFull(resp.Body, got); err != nil {
 			t.Fatalf("round %d: read: %v", round, err)
 		}
-		if i := bytes.IndexFunc(got, func(r rune) bool { return r != rune(tag) }); i >= 0 {
+		if i := bytes.IndexFunc(got, func(r rune) bool { return r != rune(tag[0]) }); i >= 0 {
 			t.Fatalf("round %d: byte %d is %q; want only %q: a stale response leaked", round, i, got[i], tag)
 		}
 		if !abandon {
 			c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-			if k, _ := c.Read(make([]byte, 1)); k > 0 {
+			if k, _ := br.Read(make([]byte, 1)); k > 0 {
 				t.Fatalf("round %d: extra byte after the response", round)
 			}
 		}
@@ -254,6 +246,7 @@ func TestReuseNeverLeaksStaleBytes(t *testing.T) {
 	if sum.Pool.Reused == 0 {
 		t.Errorf("pool stats %+v: no connection was ever recycled; want some", sum.Pool)
 	}
+	checkHits(t, sum)
 	t.Logf("pool: %+v", sum.Pool)
 }
 

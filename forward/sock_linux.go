@@ -3,6 +3,7 @@
 package forward
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -66,6 +67,24 @@ func (s *sock) Close() error {
 		return net.ErrClosed
 	}
 	return rawClose(fd)
+}
+
+// resetClose closes c with a reset (SO_LINGER 0) instead of a FIN, for an
+// abort; a closed socket stays closed.
+func resetClose(c *sock) {
+	c.mu.Lock()
+	fd := c.fd
+	c.fd = -1
+	c.mu.Unlock()
+	if fd >= 0 {
+		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		rawClose(fd)
+	}
+}
+
+// withFD runs fn on c's fd, unless c is closed.
+func withFD(c *sock, fn func(fd int)) {
+	c.do(func(fd int) error { fn(fd); return nil })
 }
 
 // CloseWrite sends a FIN: shutdown(SHUT_WR).
@@ -300,4 +319,67 @@ func rawConnect(fd int, a netip.AddrPort) error {
 func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
 	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
 	return errnoErr(e)
+}
+
+// resetExchange writes req to c and reads the reply until check has it
+// whole, by deadline, waiting in poll(2): c is out of the loop's epoll set.
+func resetExchange(c *sock, req []byte, check func([]byte) (bool, error), deadline time.Time) error {
+	err := error(net.ErrClosed)
+	withFD(c, func(fd int) { err = exchangeFD(fd, req, check, deadline) })
+	return err
+}
+
+func exchangeFD(fd int, req []byte, check func([]byte) (bool, error), deadline time.Time) error {
+	for len(req) > 0 {
+		n, err := rawWrite(fd, req)
+		switch err {
+		case nil:
+			req = req[n:]
+		case unix.EAGAIN:
+			if err := waitFD(fd, unix.POLLOUT, deadline); err != nil {
+				return err
+			}
+		case unix.EINTR:
+		default:
+			return err
+		}
+	}
+	var reply []byte
+	buf := make([]byte, 512)
+	for {
+		n, err := rawRead(fd, buf)
+		switch {
+		case err == unix.EAGAIN:
+			if err := waitFD(fd, unix.POLLIN, deadline); err != nil {
+				return err
+			}
+			continue
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return err
+		case n == 0:
+			return io.ErrUnexpectedEOF
+		}
+		reply = append(reply, buf[:n]...)
+		if done, err := check(reply); done || err != nil {
+			return err
+		}
+	}
+}
+
+// waitFD waits in poll(2) until fd has events or deadline passes.
+func waitFD(fd int, events int16, deadline time.Time) error {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: events}}
+	for {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return os.ErrDeadlineExceeded
+		}
+		n, err := unix.Poll(pfd, int(wait/time.Millisecond)+1)
+		if err == unix.EINTR || (err == nil && n == 0) {
+			continue
+		}
+		return err
+	}
 }

@@ -128,7 +128,7 @@ func (c *Config[C]) ttl() time.Duration {
 type Stats struct {
 	Hits    uint64 `json:"hits"`    // borrows served from the pool
 	Misses  uint64 `json:"misses"`  // borrows that had to dial (Cold)
-	Stale   uint64 `json:"stale"`   // idle connections found dead by the probe (or by Put's check) and discarded
+	Stale   uint64 `json:"stale"`   // idle connections found dead by the probe, by Put's check, or at first use (Replace), and discarded
 	Evicted uint64 `json:"evicted"` // idle connections closed because the LRU bound was hit
 	Expired uint64 `json:"expired"` // idle connections closed because they outlived TTL
 	Reused  uint64 `json:"reused"`  // connections accepted back by Put
@@ -266,6 +266,17 @@ func (p *Pool[C]) Dial(ctx context.Context) (c C, dial time.Duration, err error)
 		return zero, dial, fmt.Errorf("dial upstream: %w", err)
 	}
 	return c, dial, nil
+}
+
+// Replace dials a fresh connection, as Dial does, in place of a borrowed
+// one that turned out dead after the probe passed it (the caller closes
+// that one): the borrow counts as stale and a miss, no longer as a hit, so
+// Hits stays the number of borrows served from the pool.
+func (p *Pool[C]) Replace(ctx context.Context) (c C, dial time.Duration, err error) {
+	p.hits.Add(^uint64(0))
+	p.stale.Add(1)
+	p.misses.Add(1)
+	return p.Dial(ctx)
 }
 
 // Put offers c back to the pool for the next client. It clears c's deadlines

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package forward
+
+import "time"
+
+// kernelVerdict: without Linux's SIOCOUTQ and TCP_INFO nothing proves that
+// written bytes were not consumed, so none is replayed (see replayrule.go).
+func kernelVerdict(fd, written int) verdict { return consumed }
+
+func waitReset(fd int, d time.Duration) {}
