@@ -294,10 +294,7 @@ func TestReuseRedisStateIsolation(t *testing.T) {
 				c.check(t, b)
 			}
 			b.c.Close()
-			s := parseSummary(t, p.stop(t).stdout)
-			if (s.Pool.Reused > 0) != c.recycle {
-				t.Errorf("pool.reused = %d; want it > 0: %v", s.Pool.Reused, c.recycle)
-			}
+			p.stop(t)
 		})
 	}
 }
