@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -351,11 +352,17 @@ func TestReuseNginxAB(t *testing.T) {
 }
 
 // HTTP/1.1 clients that close after one to three requests (so upstreams are recycled
-// between clients), each reading files whose content names them; 15% abandon a big
-// response mid-way or pipeline two requests and read one. Every body read is the
-// right one.
+// between clients), each reading files whose content names them; 15% leave early: they
+// abandon a big response mid-way, pipeline two requests and read one, or ask for a slow
+// response (nginx proxying an application that takes 50 ms) and close at once. Every
+// body read is the right one.
 func TestReuseHTTPTaggedClients(t *testing.T) {
-	srv := realserver.Nginx(t, "")
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond) // the application's work: a reply still coming when the client goes
+		io.WriteString(w, "slow reply for "+r.URL.Path)
+	}))
+	defer app.Close()
+	srv := realserver.Nginx(t, "location /slow/ { proxy_pass http://"+app.Listener.Addr().String()+"; }")
 	const files = 50
 	content := func(i int) []byte {
 		size := 100 + i*37
@@ -393,7 +400,7 @@ func TestReuseHTTPTaggedClients(t *testing.T) {
 			for range sessions {
 				if r.IntN(100) < 15 {
 					early.Add(1)
-					httpLeaveEarly(addr, r.IntN(2), bad)
+					httpLeaveEarly(addr, r.IntN(3), bad)
 					continue
 				}
 				httpSession(addr, r, files, content, bad)
@@ -442,8 +449,8 @@ func httpSession(addr string, r *rand.Rand, files int, content func(int) []byte,
 	}
 }
 
-// httpLeaveEarly abandons a big response after its first bytes, or pipelines two
-// requests and reads one response.
+// httpLeaveEarly abandons a big response after its first bytes, pipelines two
+// requests and reads one response, or asks for a slow reply and closes at once.
 func httpLeaveEarly(addr string, how int, bad func(string, ...any)) {
 	c, err := dialClient(addr)
 	if err != nil {
@@ -453,11 +460,17 @@ func httpLeaveEarly(addr string, how int, bad func(string, ...any)) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(ioTimeout))
 	req := "GET /0.txt HTTP/1.1\r\nHost: x\r\n\r\n"
-	if how == 1 {
+	switch how {
+	case 1:
 		req = "GET /1.txt HTTP/1.1\r\nHost: x\r\n\r\n" + req
+	case 2:
+		req = "GET /slow/" + c.LocalAddr().String() + " HTTP/1.1\r\nHost: x\r\n\r\n"
 	}
 	if _, err := io.WriteString(c, req); err != nil {
 		bad("write: %v", err)
+		return
+	}
+	if how == 2 {
 		return
 	}
 	head := make([]byte, 1024)
