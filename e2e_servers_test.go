@@ -1,222 +1,220 @@
 package main
 
-// Real Debian servers behind warmport, started on free ports in a temp dir:
-// redis-server and nginx for README's script examples, sshd for how an
-// unused pre-dialed connection ends.
+// Helpers of the --reuse end-to-end tests: real redis-server and nginx (started by
+// recycle/realserver), their real clients (redis-benchmark, ab), a raw RESP client, and
+// the forwarder's open file descriptors.
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// server is a real server process the test started.
-type server struct {
-	addr string
-	dir  string
+// startReuse runs `warmport forward --reuse PROTO [extra] 0 REMOTE` and returns it with
+// the address it listens on.
+func startReuse(t *testing.T, proto, remote string, extra ...string) (*proc, string) {
+	t.Helper()
+	args := append([]string{"forward", "--reuse", proto, "--json", "-q"}, extra...)
+	p := startWarmport(t, append(args, "0", remote)...)
+	return p, p.waitReady(t)
 }
 
-// startServer runs argv (its binary from the Debian package pkg) and waits,
-// bounded, until it accepts connections on port.
-func startServer(t *testing.T, pkg string, port int, argv ...string) {
+// runTool runs one of the servers' own clients to its end, failing the test (with the
+// Debian package to install) when it is missing or fails.
+func runTool(t *testing.T, pkg, name string, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath(argv[0]); err != nil {
-		t.Fatalf("%s not found: install the Debian package %s", argv[0], pkg)
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found: install the Debian package %s", name, pkg)
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", argv[0], err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(readyTimeout)
+	return string(out)
+}
+
+// fdCount is how many file descriptors the process has open.
+func (p *proc) fdCount(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/fd")
+	if err != nil {
+		t.Fatalf("count fds: %v", err)
+	}
+	return len(ents)
+}
+
+// poolIdle is the idle count of p's live snapshot (at most about a second old).
+func (p *proc) poolIdle(t *testing.T) int {
+	t.Helper()
+	var dir string
+	for _, kv := range p.cmd.Env {
+		if v, ok := strings.CutPrefix(kv, "WARMPORT_STATE_DIR="); ok {
+			dir = v
+		}
+	}
+	var s struct {
+		Pool struct {
+			Idle int `json:"idle"`
+		} `json:"pool"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "running", strconv.Itoa(p.cmd.Process.Pid)+".json"))
+	if err != nil || json.Unmarshal(b, &s) != nil {
+		return -1 // between rewrites: the caller asks again
+	}
+	return s.Pool.Idle
+}
+
+// fdsBeyondPool is p's open fds less its idle pooled connections: what must come back
+// to its baseline once every client is gone, however many upstreams were recycled.
+func (p *proc) fdsBeyondPool(t *testing.T) int {
+	t.Helper()
+	idle := p.poolIdle(t)
+	if idle < 0 {
+		return -1
+	}
+	return p.fdCount(t) - idle
+}
+
+// waitFDs waits until p's fds beyond its pool are back to base.
+func (p *proc) waitFDs(t *testing.T, base int) {
+	t.Helper()
+	deadline := time.Now().Add(exitTimeout)
+	n := -1
 	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
+		if n = p.fdsBeyondPool(t); n >= 0 && n <= base {
 			return
 		}
-		select {
-		case <-done:
-			t.Fatalf("%s exited at start:\n%s", argv[0], out.String())
-		case <-time.After(10 * time.Millisecond): // another process's port: nothing to wait on
+		if time.Now().After(deadline) {
+			t.Fatalf("warmport holds %d fds beyond its pool %v after the load; want at most %d, its baseline", n, exitTimeout, base)
+		}
+		time.Sleep(50 * time.Millisecond) // another process's fds and its snapshot file: nothing to wait on
+	}
+}
+
+// baseFDs measures p's fds beyond its pool once the pool has filled.
+func (p *proc) baseFDs(t *testing.T) int {
+	t.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		if n := p.fdsBeyondPool(t); n >= 0 {
+			return n
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not listen on %s within %v:\n%s", argv[0], addr, readyTimeout, out.String())
+			t.Fatal("no snapshot to read the pool from")
 		}
+		time.Sleep(50 * time.Millisecond) // the snapshot is rewritten about once a second
 	}
 }
 
-func startRedis(t *testing.T) server {
+// redisConn is a raw RESP client with a deadline.
+type redisConn struct {
+	c *net.TCPConn
+	r *bufio.Reader
+}
+
+func dialRedis(addr string) (*redisConn, error) {
+	c, err := dialClient(addr)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(ioTimeout))
+	return &redisConn{c: c, r: bufio.NewReader(c)}, nil
+}
+
+func mustRedis(t *testing.T, addr string) *redisConn {
 	t.Helper()
-	dir, port := t.TempDir(), freePort(t)
-	startServer(t, "redis-server", port, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir)
-	return server{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir}
-}
-
-func startNginx(t *testing.T) server {
-	t.Helper()
-	dir, port := t.TempDir(), freePort(t)
-	conf := fmt.Sprintf(`daemon off; master_process off; pid %[1]s/nginx.pid; error_log %[1]s/error.log;
-events {}
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body; proxy_temp_path %[1]s/proxy; fastcgi_temp_path %[1]s/fcgi;
-  uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;
-  server { listen 127.0.0.1:%[2]d; location / { return 200 "ok\n"; } }
-}
-`, dir, port)
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	startServer(t, "nginx", port, "nginx", "-p", dir, "-c", path, "-e", filepath.Join(dir, "error.log"))
-	return server{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir}
-}
-
-// startSshd runs OpenSSH's sshd on a free port with a host key of its own,
-// logging to dir/sshd.log.
-func startSshd(t *testing.T) server {
-	t.Helper()
-	dir, port := t.TempDir(), freePort(t)
-	key := filepath.Join(dir, "hostkey")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen (Debian package openssh-client): %v\n%s", err, out)
-	}
-	conf := fmt.Sprintf("Port %d\nListenAddress 127.0.0.1\nHostKey %s\nPidFile %s/sshd.pid\nUsePAM no\nStrictModes no\nLogLevel VERBOSE\n",
-		port, key, dir)
-	path := filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// sshd refuses to start without its privilege separation directory,
-	// which Debian's ssh.service creates (RuntimeDirectory=sshd).
-	if _, err := os.Stat("/run/sshd"); err != nil && os.Geteuid() == 0 {
-		os.MkdirAll("/run/sshd", 0o755)
-	}
-	startServer(t, "openssh-server", port, "/usr/sbin/sshd", "-D", "-f", path, "-E", filepath.Join(dir, "sshd.log"))
-	return server{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir}
-}
-
-// runnableBlock is a README code block marked `<!-- runnable -->`, with
-// what its `# prints:` comments say it prints.
-type runnableBlock struct {
-	line   int
-	script string
-	prints []string
-}
-
-// readmeRunnable returns README.md's runnable blocks.
-func readmeRunnable(t *testing.T) []runnableBlock {
-	t.Helper()
-	f, err := os.Open("README.md")
+	rc, err := dialRedis(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var blocks []runnableBlock
-	var cur *runnableBlock
-	marked := false
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		switch {
-		case cur != nil && line == "```":
-			blocks = append(blocks, *cur)
-			cur = nil
-		case cur != nil:
-			cur.script += line + "\n"
-			if p, ok := strings.CutPrefix(strings.TrimSpace(line), "# prints: "); ok {
-				cur.prints = append(cur.prints, p)
-			}
-		case strings.TrimSpace(line) == "<!-- runnable -->":
-			marked = true
-		case marked && strings.HasPrefix(line, "```"):
-			cur, marked = &runnableBlock{line: n + 1}, false
-		}
-	}
-	return blocks
+	t.Cleanup(func() { rc.c.Close() })
+	return rc
 }
 
-// TestREADMEScripts runs README's script examples exactly as printed, with
-// the real binary first in PATH, $REDIS a real redis-server and $API a real
-// nginx, in a fresh directory; each must exit 0 and print what its
-// `# prints:` comments say, in order.
-func TestREADMEScripts(t *testing.T) {
-	t.Parallel()
-	blocks := readmeRunnable(t)
-	if len(blocks) < 2 {
-		t.Fatalf("README.md has %d blocks marked <!-- runnable -->; want the Scripts examples (at least 2)", len(blocks))
+// respCmd encodes a command as clients do: an array of bulk strings.
+func respCmd(args ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
 	}
-	redis, api := startRedis(t), startNginx(t)
-	for _, b := range blocks {
-		t.Run(fmt.Sprintf("README.md:%d", b.line), func(t *testing.T) {
-			t.Parallel()
-			cmd := exec.Command("bash", "-euo", "pipefail", "-c", b.script)
-			cmd.Dir = t.TempDir()
-			cmd.Env = append(baseEnv(), "PATH="+filepath.Dir(warmportBin)+":"+os.Getenv("PATH"),
-				"REDIS="+redis.addr, "API="+api.addr, "WARMPORT_STATE_DIR="+t.TempDir(), "NO_COLOR=1")
-			cmd.WaitDelay = exitTimeout
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("README.md:%d: %v\nscript:\n%s\noutput:\n%s", b.line, err, b.script, out)
-			}
-			rest := string(out)
-			for _, p := range b.prints {
-				i := strings.Index(rest, p)
-				if i < 0 {
-					t.Fatalf("README.md:%d says it prints %q (in this order); the output:\n%s", b.line, p, out)
-				}
-				rest = rest[i+len(p):]
-			}
-		})
-	}
+	return b.String()
 }
 
-// TestUnusedWarmConnectionsEndPolitely: sshd greets every pre-dialed
-// connection with its banner; when one expires unused, warmport reads what
-// is queued before closing, so sshd sees a FIN ("Connection closed") and
-// logs no "Connection reset by peer".
-func TestUnusedWarmConnectionsEndPolitely(t *testing.T) {
-	t.Parallel()
-	sshd := startSshd(t)
-	p := startWarmport(t, "forward", "-q", "--warm", "2", "--pool-ttl", "300ms", "0", sshd.addr)
-	p.waitReady(t)
-	log := filepath.Join(sshd.dir, "sshd.log")
-	ended := regexp.MustCompile(`(?m)^kex_exchange_identification: .*$`)
-	deadline := time.Now().Add(readyTimeout)
-	var b []byte
-	for len(ended.FindAll(b, -1)) < 2 { // the first two expired connections, at least
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd logged %d ended connections within %v; want 2\n%s", len(ended.FindAll(b, -1)), readyTimeout, b)
+func (rc *redisConn) send(cmds ...[]string) error {
+	var b strings.Builder
+	for _, c := range cmds {
+		b.WriteString(respCmd(c...))
+	}
+	_, err := io.WriteString(rc.c, b.String())
+	return err
+}
+
+// reply reads one whole value (RESP2 or RESP3) in a readable form: simple strings,
+// errors and integers with their type byte, bulk strings bare, nil as "(nil)" (RESP3's
+// null as "_"), aggregates as [a b].
+func (rc *redisConn) reply() (string, error) {
+	line, err := rc.r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	if line == "" {
+		return "", errors.New("empty line in a reply")
+	}
+	switch line[0] {
+	case '$':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "(nil)", err
 		}
-		time.Sleep(50 * time.Millisecond) // another process's log file: nothing to wait on
-		b, _ = os.ReadFile(log)
+		b := make([]byte, n+2)
+		if _, err := io.ReadFull(rc.r, b); err != nil {
+			return "", err
+		}
+		return string(b[:n]), nil
+	case '*', '~', '%', '>':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "(nil)", err
+		}
+		if line[0] == '%' {
+			n *= 2
+		}
+		parts := make([]string, n)
+		for i := range parts {
+			if parts[i], err = rc.reply(); err != nil {
+				return "", err
+			}
+		}
+		return "[" + strings.Join(parts, " ") + "]", nil
 	}
-	r := p.stop(t)
-	if r.status != 0 {
-		t.Errorf("exit status: got %d; want 0\n%s", r.status, r.stderr)
+	return line, nil
+}
+
+// do sends one command and returns its reply, failing the test on an I/O error.
+func (rc *redisConn) do(t *testing.T, args ...string) string {
+	t.Helper()
+	if err := rc.send(args); err != nil {
+		t.Fatalf("%v: %v", args, err)
 	}
-	b, _ = os.ReadFile(log)
-	if strings.Contains(string(b), "reset by peer") || strings.Contains(string(b), "Connection reset") {
-		t.Errorf("sshd's log shows resets; want every unused warm connection to end with a FIN:\n%s", b)
+	r, err := rc.reply()
+	if err != nil {
+		t.Fatalf("%v: %v", args, err)
 	}
-	if !strings.Contains(string(b), "Connection closed by remote host") {
-		t.Errorf("sshd's log: no \"Connection closed by remote host\"; want one per expired connection:\n%s", b)
-	}
+	return r
 }

@@ -35,7 +35,7 @@ func whole(_ int, d string) []string { return []string{d} }
 
 func bytewise(_ int, d string) []string {
 	out := make([]string, len(d))
-	for i := range d {
+	for i := range len(d) { // bytes, not runes
 		out[i] = d[i : i+1]
 	}
 	return out

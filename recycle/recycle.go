@@ -37,8 +37,14 @@ type Protocol interface {
 	CheckReset(reply []byte) (done bool, err error)
 }
 
-// Tracker follows one upstream connection's traffic across the clients it serves.
-// It is not safe for concurrent use: the relay calls it from one goroutine at a time.
+// Tracker follows one upstream connection's traffic for as long as the connection lives,
+// across the clients it serves, so that doubt outlives the client that caused it. (After a
+// reset it may also be replaced by a fresh NewTracker; the reset exchange itself is never
+// fed to it.)
+//
+// Request and Response may be called from different goroutines (one per direction);
+// Clean from any. Feed each chunk before passing it on: a response the tracker sees
+// before the request it answers is taken for one nobody asked for, which is doubtful.
 type Tracker interface {
 	// Request is given every byte the client sends, in order, as relayed (any chunking).
 	Request(b []byte)

@@ -63,6 +63,9 @@ func redisCases() []streamCase {
 			rs("+OK\r\n+OK\r\n+OK\r\n", true)}},
 		{"blpop pending then answered", []step{rq(cmd("BLPOP", "q", "0"), false), rs("*2\r\n$1\r\nq\r\n$3\r\njob\r\n", true)}},
 		{"blpop abandoned", []step{rq(cmd("BLPOP", "q", "0"), false)}},
+		{"xread block pending then answered", []step{rq(cmd("XREAD", "BLOCK", "0", "STREAMS", "s", "$"), false),
+			rs("*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n", true)}},
+		{"wait pending", []step{rq(cmd("SET", "k", "v")+cmd("WAIT", "1", "0"), false), rs("+OK\r\n", false)}},
 		{"partial command", []step{rq("*2\r\n$3\r\nGET\r\n$1\r\n", false)}},
 		{"partial reply", []step{rq(cmd("GET", "k"), false), rs("$5\r\nhel", false)}},
 
