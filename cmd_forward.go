@@ -141,7 +141,7 @@ func forwardAction(c *cli.Context) error {
 		return listenError(fa.local, err)
 	}
 	out.printf("warmport: forwarding %s -> %s\n", fw.Addr(), fa.remote)
-	state := startStateRecorder(c.String("state-dir"), fw, out.printf) // See cmd_stats.go
+	state := startStateRecorder(c.String("state-dir"), forwarderSnapshot(fw, fa.remote), out.printf) // See cmd_stats.go
 	defer state.close()
 
 	sigs := signalsFrom(c.Context)
