@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -132,7 +131,7 @@ func forwardAction(c *cli.Context) error {
 		return err
 	}
 	stderr := c.App.ErrWriter
-	out := &lineWriter{w: stderr}
+	out := newLineQueue(stderr) // See output.go
 	if !c.Bool("quiet") {
 		cfg.OnClose = func(r forward.Record) { out.printf("%s\n", formatRecord(r)) }
 	}
@@ -140,7 +139,7 @@ func forwardAction(c *cli.Context) error {
 	if err != nil {
 		return listenError(fa.local, err)
 	}
-	out.printf("warmport: forwarding %s -> %s\n", fw.Addr(), fa.remote)
+	out.writeNow("warmport: forwarding %s -> %s\n", fw.Addr(), fa.remote)
 	state := startStateRecorder(c.String("state-dir"), forwarderSnapshot(fw, fa.remote), out.printf) // See cmd_stats.go
 	defer state.close()
 
@@ -178,13 +177,35 @@ func forwardAction(c *cli.Context) error {
 	drainCtx, cancel := context.WithTimeout(killCtx, c.Duration("drain-timeout"))
 	defer cancel()
 	sum := fw.Shutdown(drainCtx)
-	renderSummary(stderr, sum)
+	// What matters most first: a stalled terminal may block what follows.
 	state.save(sum)
+	state.close()
+	var jsonErr error
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		if err := enc.Encode(sum); err != nil {
-			return runtimeErrorf("write the JSON summary: %v", err)
+		if err := json.NewEncoder(c.App.Writer).Encode(sum); err != nil {
+			jsonErr = runtimeErrorf("write the JSON summary: %v", err)
 		}
+	}
+	printed := make(chan struct{})
+	go func() {
+		defer close(printed)
+		dropped := out.close()
+		renderSummary(stderr, sum)
+		if dropped > 0 {
+			fmt.Fprintf(stderr, "  %s\n", dim(fmt.Sprintf("(%d lines dropped: stderr did not keep up)", dropped)))
+		}
+	}()
+	select {
+	case <-printed:
+	case <-killCtx.Done():
+		// A second signal: the terminal gets a moment, not forever.
+		select {
+		case <-printed:
+		case <-time.After(time.Second):
+		}
+	}
+	if jsonErr != nil {
+		return jsonErr
 	}
 	if serveErr != nil {
 		return runtimeErrorf("%v", serveErr)
@@ -206,18 +227,6 @@ func listenError(local string, err error) error {
 		return runtimeErrorf("cannot listen on %s: that address is not on this machine; use 127.0.0.1 or one of its own addresses", local)
 	}
 	return runtimeErrorf("%s", oneLine(err.Error()))
-}
-
-// lineWriter serializes whole lines from many connection goroutines.
-type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lineWriter) printf(format string, a ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format, a...)
 }
 
 // childProc is the COMMAND of `forward LOCAL REMOTE -- COMMAND`.

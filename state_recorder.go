@@ -65,12 +65,14 @@ func (r *stateRecorder) save(sum *forward.Summary) {
 }
 
 // close stops publishing, removes the live snapshot and lets go of the
-// directory.
+// directory. Calls after the first do nothing.
 func (r *stateRecorder) close() {
 	if r.pub != nil {
 		r.pub.Close()
+		r.pub = nil
 	}
 	if r.dir != nil {
 		r.dir.Close()
+		r.dir = nil
 	}
 }
