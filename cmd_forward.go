@@ -130,10 +130,10 @@ func forwardAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	stderr := c.App.ErrWriter
+	stderr := newProgressWriter(c.App.ErrWriter)
 	out := newLineQueue(stderr) // See output.go
 	if !c.Bool("quiet") {
-		cfg.OnClose = func(r forward.Record) { out.printf("%s\n", formatRecord(r)) }
+		cfg.OnClose = func(r forward.Record) { out.record(formatRecord(r) + "\n") }
 	}
 	fw, err := forward.New(cfg)
 	if err != nil {
@@ -149,7 +149,7 @@ func forwardAction(c *cli.Context) error {
 	if len(fa.command) > 0 {
 		// COMMAND owns the terminal: Ctrl-C reaches it directly and is its
 		// to handle; SIGTERM is passed on. Its exit ends the session.
-		child, err = startChild(fa.command, fw.Addr().String(), strconv.Itoa(fw.Addr().Port), c.App.Writer, stderr)
+		child, err = startChild(fa.command, fw.Addr().String(), strconv.Itoa(fw.Addr().Port), c.App.Writer, c.App.ErrWriter)
 		if err != nil {
 			fw.Shutdown(context.Background())
 			return err
@@ -195,15 +195,7 @@ func forwardAction(c *cli.Context) error {
 			fmt.Fprintf(stderr, "  %s\n", dim(fmt.Sprintf("(%d lines dropped: stderr did not keep up)", dropped)))
 		}
 	}()
-	select {
-	case <-printed:
-	case <-killCtx.Done():
-		// A second signal: the terminal gets a moment, not forever.
-		select {
-		case <-printed:
-		case <-time.After(time.Second):
-		}
-	}
+	stderr.wait(printed, killCtx)
 	if jsonErr != nil {
 		return jsonErr
 	}

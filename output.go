@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // lineQueueMax bounds the lines waiting for a slow terminal. A line is
@@ -36,13 +39,17 @@ func newLineQueue(w io.Writer) *lineQueue {
 	return q
 }
 
-// printf queues a line; it never blocks.
-func (q *lineQueue) printf(format string, a ...any) { q.add(fmt.Sprintf(format, a...)) }
+// printf queues one of warmport's own lines (a warning, the exit-idle
+// line): a handful per run, so they are never dropped for room. It never
+// blocks.
+func (q *lineQueue) printf(format string, a ...any) { q.add(fmt.Sprintf(format, a...), true) }
 
-// add queues a line, or drops it when the queue is full or closed.
-func (q *lineQueue) add(line string) {
+// record queues a connection's line, or drops it when the queue is full.
+func (q *lineQueue) record(line string) { q.add(line, false) }
+
+func (q *lineQueue) add(line string, own bool) {
 	q.mu.Lock()
-	if q.closed || len(q.lines) >= lineQueueMax {
+	if q.closed || len(q.lines) >= lineQueueMax && !own {
 		q.dropped++
 		q.mu.Unlock()
 		return
@@ -114,4 +121,61 @@ func (q *lineQueue) close() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.dropped
+}
+
+// exitStall is how long forward waits at exit for a terminal that takes no
+// byte at all: the session is saved by then, and `warmport stats ID` prints
+// its summary again.
+const exitStall = 5 * time.Second
+
+// progressWriter writes to w in pieces of at most PIPE_BUF bytes and notes
+// when each one went through, so that exit can tell a slow terminal from
+// one that stopped.
+type progressWriter struct {
+	w    io.Writer
+	last atomic.Int64 // UnixNano of the last write that returned
+}
+
+func newProgressWriter(w io.Writer) *progressWriter {
+	p := &progressWriter{w: w}
+	p.last.Store(time.Now().UnixNano())
+	return p
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		n, err := p.w.Write(b[:min(len(b), 4096)])
+		p.last.Store(time.Now().UnixNano())
+		written += n
+		if err != nil {
+			return written, err
+		}
+		b = b[n:]
+	}
+	return written, nil
+}
+
+// wait waits for done (the exit's output written), but not for a terminal
+// that took nothing for exitStall, and only a second more after kill (a
+// second signal).
+func (p *progressWriter) wait(done <-chan struct{}, kill context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-kill.Done():
+			select {
+			case <-done:
+			case <-time.After(time.Second):
+			}
+			return
+		case <-tick.C:
+			if time.Since(time.Unix(0, p.last.Load())) > exitStall {
+				return
+			}
+		}
+	}
 }
