@@ -73,17 +73,38 @@ func statsAction(c *cli.Context) error {
 	// stats' human output goes to stdout: color follows stdout, not stderr.
 	color.NoColor = os.Getenv("NO_COLOR") != "" || !isTerminal(w)
 	ctx := signalsFrom(c.Context).stopCtx
-	switch {
-	case len(args) == 1:
-		return showSession(ctx, w, dir, args[0], c.Bool("json"))
-	case c.Bool("watch"):
-		return watchStats(ctx, w, dir, c.Bool("json"))
+	// The work runs aside, so that stats answers a signal at once, whatever
+	// the disk or a stalled stdout does.
+	done := make(chan error, 1)
+	go func() {
+		switch {
+		case len(args) == 1:
+			done <- showSession(w, dir, args[0], c.Bool("json"))
+		case c.Bool("watch"):
+			done <- watchStats(ctx, w, dir, c.Bool("json"))
+		default:
+			done <- showStats(w, dir, c.Bool("json"))
+		}
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		if c.Bool("watch") {
+			return nil // how --watch ends
+		}
+		return runtimeErrorf("stopped by a signal")
 	}
-	v, err := loadStatsCtx(ctx, dir)
+}
+
+// showStats prints the tables of running forwarders and recent sessions,
+// or their JSON.
+func showStats(w io.Writer, dir string, asJSON bool) error {
+	v, err := loadStats(dir)
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
+	if asJSON {
 		return writeJSON(w, v)
 	}
 	var buf bytes.Buffer
@@ -94,45 +115,11 @@ func statsAction(c *cli.Context) error {
 	return nil
 }
 
-// errStopped is what a read of the state directory returns when a signal
-// came first: stats answers at once, whatever the disk does.
-var errStopped = runtimeErrorf("stopped by a signal before the state directory was read")
-
-// withStop runs read, or returns errStopped as soon as ctx is done.
-func withStop[T any](ctx context.Context, read func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := read()
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, errStopped
-	}
-}
-
 // showSession prints one finished session: renderSummary's text, or its
 // full JSON (the summary's fields, its connections, "id" and "pid").
-func showSession(ctx context.Context, w io.Writer, path, id string, asJSON bool) error {
-	s, err := withStop(ctx, func() (*state.Session, error) {
-		d, err := openStateDir(path)
-		if err != nil || d == nil {
-			return nil, err
-		}
-		defer d.Close()
-		return d.Session(id)
-	})
-	switch {
-	case errors.Is(err, errStopped):
-		return err
-	case s == nil && err == nil: // no state directory
+func showSession(w io.Writer, path, id string, asJSON bool) error {
+	s, err := readSession(path, id)
+	if s == nil && err == nil { // no state directory
 		err = fmt.Errorf("%w %q: %s does not exist, so no session has ended there yet", state.ErrNoSession, id, filepath.Join(path, "sessions"))
 	}
 	if errors.Is(err, state.ErrNoSession) {
@@ -146,6 +133,17 @@ func showSession(ctx context.Context, w io.Writer, path, id string, asJSON bool)
 	}
 	renderSummary(w, escapeSession(s).Summary())
 	return nil
+}
+
+// readSession reads session id from the state directory at path; a
+// missing directory is (nil, nil).
+func readSession(path, id string) (*state.Session, error) {
+	d, err := openStateDir(path)
+	if err != nil || d == nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Session(id)
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -183,10 +181,6 @@ func stateError(path string, err error) error {
 		return runtimeErrorf("the state directory %s is not a directory: point --state-dir or WARMPORT_STATE_DIR at one", path)
 	}
 	return runtimeErrorf("cannot read the state directory %s: %v", path, oneLine(err.Error()))
-}
-
-func loadStatsCtx(ctx context.Context, path string) (statsView, error) {
-	return withStop(ctx, func() (statsView, error) { return loadStats(path) })
 }
 
 // loadStats reads the state directory, which it never creates. A missing
@@ -277,11 +271,9 @@ func watchStats(ctx context.Context, w io.Writer, dir string, asJSON bool) error
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for first := true; ; first = false {
-		v, err := loadStatsCtx(ctx, dir)
+		v, err := loadStats(dir)
 		var buf bytes.Buffer
 		switch {
-		case errors.Is(err, errStopped):
-			return nil
 		case asJSON && err != nil:
 			return err
 		case asJSON:

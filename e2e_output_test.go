@@ -77,20 +77,24 @@ func pipe(t *testing.T) (r, w *os.File) {
 	return r, w
 }
 
-// readReadyLine reads stderr's first line, a byte at a time so that nothing
-// after it is consumed, and returns the address in it.
-func readReadyLine(t *testing.T, r io.Reader) string {
-	t.Helper()
+// readLine reads one line a byte at a time, so that nothing after it is
+// consumed.
+func readLine(r io.Reader) (string, error) {
 	var b strings.Builder
 	one := make([]byte, 1)
-	var err error
 	for !strings.HasSuffix(b.String(), "\n") {
-		if _, err = io.ReadFull(r, one); err != nil {
-			break
+		if _, err := io.ReadFull(r, one); err != nil {
+			return b.String(), err
 		}
 		b.WriteByte(one[0])
 	}
-	line := b.String()
+	return b.String(), nil
+}
+
+// readReadyLine reads stderr's first line and returns the address in it.
+func readReadyLine(t *testing.T, r io.Reader) string {
+	t.Helper()
+	line, err := readLine(r)
 	m := readyRE.FindStringSubmatch(line)
 	if err != nil || m == nil {
 		t.Fatalf("ready line: got %q, %v", line, err)

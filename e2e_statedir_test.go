@@ -12,10 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // statsMaxRSS bounds the peak memory of a `stats` run on hostile files:
@@ -258,10 +261,17 @@ func isRawControl(r rune) bool {
 }
 
 // statsRunRSS runs `warmport stats ARGS` on dir and returns how it ended and
-// its peak resident memory in bytes.
+// its peak resident memory in bytes. GNU time measures it: it forks before
+// exec, where Go's os/exec shares the test's memory until exec, and the
+// kernel would count the test binary's size as the child's peak.
 func statsRunRSS(t *testing.T, dir string, args ...string) (result, int64) {
 	t.Helper()
-	cmd := exec.Command(warmportBin, append([]string{"stats"}, args...)...)
+	const timeBin = "/usr/bin/time"
+	if _, err := os.Stat(timeBin); err != nil {
+		t.Fatalf("%s is missing: install the Debian package time (%v)", timeBin, err)
+	}
+	rssFile := filepath.Join(t.TempDir(), "rss")
+	cmd := exec.Command(timeBin, append([]string{"-o", rssFile, "-f", "%M", warmportBin, "stats"}, args...)...)
 	cmd.Env = append(baseEnv(), "NO_COLOR=1", "WARMPORT_STATE_DIR="+dir)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -277,10 +287,59 @@ func statsRunRSS(t *testing.T, dir string, args ...string) (result, int64) {
 		<-done
 		t.Fatalf("stats %s: still running after %v; killed it", strings.Join(args, " "), exitTimeout)
 	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		t.Fatal("no rusage for the stats process")
+	data, err := os.ReadFile(rssFile)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return result{status: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()},
-		int64(ru.Maxrss) << 10 // KiB on Linux
+	// GNU time adds a line of its own when the command failed.
+	ls := lines(string(data))
+	kib, err := strconv.ParseInt(strings.TrimSpace(ls[len(ls)-1]), 10, 64)
+	if err != nil {
+		t.Fatalf("%s's output: %q: %v", timeBin, data, err)
+	}
+	return result{status: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}, kib << 10
+}
+
+// TestStatsStalledStdout: `stats --watch --json` into a pipe nobody reads
+// blocks in write(2) once the pipe is full; SIGTERM must still end it at
+// once, with status 0 as Ctrl-C ends --watch.
+func TestStatsStalledStdout(t *testing.T) {
+	dir := t.TempDir()
+	sessions := filepath.Join(dir, "sessions")
+	if err := os.Mkdir(sessions, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 150 { // about 48 KiB of JSON a frame
+		data, _ := json.Marshal(map[string]any{"pid": i, "local": "127.0.0.1:1", "remote": "127.0.0.1:2", "pool": map[string]any{}})
+		if err := os.WriteFile(filepath.Join(sessions, fmt.Sprintf("20250101-%06d-abcdef.json", i)), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outR, outW := pipe(t)
+	cmd := startWarmportFiles(t, dir, outW, nil, "stats", "--watch", "--json")
+	outW.Close()
+	frame, err := readLine(outR)
+	if err != nil {
+		t.Fatalf("first frame: %v", err)
+	}
+	deadline := time.Now().Add(statsPollTimeout)
+	for {
+		n, err := unix.IoctlGetInt(int(outR.Fd()), unix.TIOCINQ) // FIONREAD
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > len(frame) {
+			// A third frame began, and two do not fit in the 64 KiB pipe:
+			// the writer is blocked in it.
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stdout pipe holds %d bytes after %v; want more than a frame (%d)", n, statsPollTimeout, len(frame))
+		}
+		time.Sleep(20 * time.Millisecond) // frames come once a second: nothing to wait on
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if st := waitCmd(t, cmd); st != 0 {
+		t.Errorf("stats --watch blocked on stdout, after SIGTERM: status %d; want 0", st)
+	}
 }
