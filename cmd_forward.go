@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -44,10 +43,10 @@ func forwardAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	stderr := c.App.ErrWriter
-	out := &lineWriter{w: stderr}
+	stderr := newProgressWriter(c.App.ErrWriter)
+	out := newLineQueue(stderr) // See output.go
 	if !c.Bool("quiet") {
-		cfg.OnClose = func(r forward.Record) { out.printf("%s\n", formatRecord(r)) }
+		cfg.OnClose = func(r forward.Record) { out.record(formatRecord(r) + "\n") }
 	}
 	dials := newDialWatch(fa.remote, c.Bool("require-remote"), out.printf)
 	cfg.Pool.OnDial = dials.report
@@ -62,8 +61,8 @@ func forwardAction(c *cli.Context) error {
 			return err
 		}
 	}
-	dials.readyLine("warmport: forwarding %s -> %s\n", fw.Addr(), fa.remote)
-	state := startStateRecorder(c.String("state-dir"), fw, out.printf) // See cmd_stats.go
+	dials.readyLine(out.writeNow, "warmport: forwarding %s -> %s\n", fw.Addr(), fa.remote)
+	state := startStateRecorder(c.String("state-dir"), forwarderSnapshot(fw, fa.remote), out.printf) // See cmd_stats.go
 	defer state.close()
 
 	sigs := signalsFrom(c.Context)
@@ -76,7 +75,7 @@ func forwardAction(c *cli.Context) error {
 		if a, ok := fw.Addr().(*net.TCPAddr); ok {
 			port = strconv.Itoa(a.Port)
 		}
-		child, err = startChild(fa.command, fw.Addr().String(), port, c.App.Writer, stderr)
+		child, err = startChild(fa.command, fw.Addr().String(), port, c.App.Writer, c.App.ErrWriter)
 		if err != nil {
 			fw.Shutdown(context.Background())
 			dropJSONFile(jsonFile)
@@ -105,19 +104,34 @@ func forwardAction(c *cli.Context) error {
 	drainCtx, cancel := context.WithTimeout(killCtx, c.Duration("drain-timeout"))
 	defer cancel()
 	sum := fw.Shutdown(drainCtx)
-	if signalsFrom(c.Context).stopCtx.Err() != nil && isTerminal(stderr) {
-		fmt.Fprintln(stderr) // the terminal echoed ^C where the cursor was
-	}
-	writeSummary(stderr, sum, time.Local)
+	// What matters most first: a stalled terminal may block what follows.
 	state.save(sum)
+	state.close()
+	var outErr error
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		if err := enc.Encode(sum); err != nil {
-			return runtimeErrorf("write the JSON summary: %v", err)
+		if err := json.NewEncoder(c.App.Writer).Encode(sum); err != nil {
+			outErr = runtimeErrorf("write the JSON summary: %v", err)
 		}
 	}
-	if err := writeJSONFile(jsonFile, sum); err != nil {
-		return err
+	if err := writeJSONFile(jsonFile, sum); err != nil && outErr == nil {
+		outErr = err
+	}
+	interrupted := sigs.stopCtx.Err() != nil && isTerminal(c.App.ErrWriter)
+	printed := make(chan struct{})
+	go func() {
+		defer close(printed)
+		dropped := out.close()
+		if interrupted {
+			fmt.Fprintln(stderr) // the terminal echoed ^C where the cursor was
+		}
+		writeSummary(stderr, sum, time.Local)
+		if dropped > 0 {
+			fmt.Fprintf(stderr, "  %s\n", dim(fmt.Sprintf("(%d lines dropped: stderr did not keep up)", dropped)))
+		}
+	}()
+	stderr.wait(printed, killCtx)
+	if outErr != nil {
+		return outErr
 	}
 	if serveErr != nil {
 		return runtimeErrorf("%v", serveErr)
@@ -156,18 +170,6 @@ func listenError(local string, err error) error {
 		return runtimeErrorf("cannot listen on %s: that address is not on this machine; use 127.0.0.1 or one of its own addresses", local)
 	}
 	return runtimeErrorf("%s", oneLine(err.Error()))
-}
-
-// lineWriter serializes whole lines from many connection goroutines.
-type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lineWriter) printf(format string, a ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format, a...)
 }
 
 // childProc is the COMMAND of `forward LOCAL REMOTE -- COMMAND`.

@@ -9,15 +9,19 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
+	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/fatih/color"
 	"github.com/urfave/cli/v2"
 
-	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/state"
 )
 
 // stateDirFlag is shared by forward and stats: where live snapshots and the
@@ -60,47 +64,85 @@ func statsAction(c *cli.Context) error {
 	if len(args) == 1 && c.Bool("watch") {
 		return usageErrorf("--watch redraws the tables and takes no ID: drop --watch to see session %s", args[0])
 	}
-	dir, err := forward.ResolveStateDir(c.String("state-dir"))
+	dir, err := state.Resolve(c.String("state-dir"))
 	if err != nil {
 		return runtimeErrorf("%v", err)
 	}
 	w := c.App.Writer
 	// stats' human output goes to stdout: color follows stdout, not stderr.
 	color.NoColor = os.Getenv("NO_COLOR") != "" || !isTerminal(w)
-	switch {
-	case len(args) == 1:
-		return showSession(w, dir, args[0], c.Bool("json"))
-	case c.Bool("watch"):
-		return watchStats(signalsFrom(c.Context).stopCtx, w, dir, c.Bool("json"))
+	ctx := signalsFrom(c.Context).stopCtx
+	// The work runs aside, so that stats answers a signal at once, whatever
+	// the disk or a stalled stdout does.
+	done := make(chan error, 1)
+	go func() {
+		switch {
+		case len(args) == 1:
+			done <- showSession(w, dir, args[0], c.Bool("json"))
+		case c.Bool("watch"):
+			done <- watchStats(ctx, w, dir, c.Bool("json"))
+		default:
+			done <- showStats(w, dir, c.Bool("json"))
+		}
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		if c.Bool("watch") {
+			return nil // how --watch ends
+		}
+		return runtimeErrorf("stopped by a signal")
 	}
+}
+
+// showStats prints the tables of running forwarders and recent sessions,
+// or their JSON.
+func showStats(w io.Writer, dir string, asJSON bool) error {
 	v, err := loadStats(dir)
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
+	if asJSON {
 		return writeJSON(w, v)
 	}
 	var buf bytes.Buffer
-	renderStats(&buf, v, time.Now())
-	_, err = w.Write(buf.Bytes())
-	return err
+	renderStats(&buf, escapeView(v), time.Now())
+	if _, err = w.Write(buf.Bytes()); err != nil {
+		return runtimeErrorf("write: %v", err)
+	}
+	return nil
 }
 
-// showSession prints one finished session: renderSummary's text, or its
+// showSession prints one finished session: writeSummary's text, or its
 // full JSON (the summary's fields, its connections, "id" and "pid").
-func showSession(w io.Writer, dir forward.StateDir, id string, asJSON bool) error {
-	s, err := dir.Session(id)
-	if errors.Is(err, forward.ErrNoSession) {
-		return runtimeErrorf("%s; warmport stats lists the recent ones", strings.TrimPrefix(err.Error(), "forward: "))
+func showSession(w io.Writer, path, id string, asJSON bool) error {
+	s, err := readSession(path, id)
+	if s == nil && err == nil { // no state directory
+		err = fmt.Errorf("%w %q: %s does not exist, so no session has ended there yet", state.ErrNoSession, id, filepath.Join(path, "sessions"))
+	}
+	if errors.Is(err, state.ErrNoSession) {
+		return runtimeErrorf("%s; warmport stats lists the recent ones", err)
 	}
 	if err != nil {
-		return runtimeErrorf("read session %s: %v", id, err)
+		return stateError(path, err)
 	}
 	if asJSON {
 		return writeJSON(w, s)
 	}
-	renderSummary(w, s.Summary())
+	writeSummary(w, escapeSession(s).Summary(), time.Local)
 	return nil
+}
+
+// readSession reads session id from the state directory at path; a
+// missing directory is (nil, nil).
+func readSession(path, id string) (*state.Session, error) {
+	d, err := openStateDir(path)
+	if err != nil || d == nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Session(id)
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -112,46 +154,58 @@ func writeJSON(w io.Writer, v any) error {
 
 // statsView is what stats shows; its JSON is `stats --json`'s output.
 type statsView struct {
-	Dir     string                `json:"state_dir"`
-	Running []forward.Snapshot    `json:"running"`
-	Recent  []forward.SessionInfo `json:"recent"`
-	missing bool                  // Dir does not exist
+	Dir     string              `json:"state_dir"`
+	Running []state.Snapshot    `json:"running"`
+	Recent  []state.SessionInfo `json:"recent"`
+	missing bool                // Dir does not exist
+}
+
+// openStateDir opens the state directory at path for reading; a missing
+// one is (nil, nil).
+func openStateDir(path string) (*state.Dir, error) {
+	d, err := state.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return d, err
+}
+
+// stateError is the one line for a state directory stats cannot read.
+func stateError(path string, err error) error {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, state.ErrUnsafe):
+		return runtimeErrorf("%v", err)
+	case errors.As(err, &pe) && pe.Path == path && errors.Is(pe.Err, syscall.ENOTDIR):
+		return runtimeErrorf("the state directory %s is not a directory: point --state-dir or WARMPORT_STATE_DIR at one", path)
+	}
+	return runtimeErrorf("cannot read the state directory %s: %v", path, oneLine(err.Error()))
 }
 
 // loadStats reads the state directory, which it never creates. A missing
 // directory is no error: nothing ran with it yet.
-func loadStats(dir forward.StateDir) (statsView, error) {
-	v := statsView{Dir: string(dir), Running: []forward.Snapshot{}, Recent: []forward.SessionInfo{}}
-	fi, err := os.Stat(string(dir))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+func loadStats(path string) (statsView, error) {
+	v := statsView{Dir: path, Running: []state.Snapshot{}, Recent: []state.SessionInfo{}}
+	d, err := openStateDir(path)
+	if err != nil {
+		return v, stateError(path, err)
+	}
+	if d == nil {
 		v.missing = true
 		return v, nil
-	case err != nil:
-		return v, runtimeErrorf("cannot read the state directory %s: %v", dir, pathErr(err))
-	case !fi.IsDir():
-		return v, runtimeErrorf("the state directory %s is not a directory: point --state-dir or WARMPORT_STATE_DIR at one", dir)
 	}
-	running, err := dir.Running()
+	defer d.Close()
+	running, err := d.Running()
 	if err != nil {
-		return v, runtimeErrorf("cannot read running forwarders in %s: %v", dir.RunningDir(), pathErr(err))
+		return v, stateError(path, err)
 	}
-	recent, err := dir.Recent()
+	recent, err := d.Recent()
 	if err != nil {
-		return v, runtimeErrorf("cannot read recent sessions in %s: %v", dir.SessionsDir(), pathErr(err))
+		return v, stateError(path, err)
 	}
 	v.Running = append(v.Running, running...)
 	v.Recent = append(v.Recent, recent...)
 	return v, nil
-}
-
-// pathErr drops the path of a *fs.PathError when the message names it already.
-func pathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // renderStats prints the tables of running forwarders and recent sessions,
@@ -165,7 +219,7 @@ func renderStats(w io.Writer, v statsView, now time.Time) {
 	fmt.Fprintf(w, "%s %s\n", dim("state directory"), v.Dir)
 	if len(v.Running) == 0 {
 		fmt.Fprintf(w, "%s %s\n", bold("running:"), "none")
-		fmt.Fprintf(w, "  %s\n", dim("(no snapshot of a live forwarder in "+forward.StateDir(v.Dir).RunningDir()+")"))
+		fmt.Fprintf(w, "  %s\n", dim("(no snapshot of a live forwarder in "+filepath.Join(v.Dir, "running")+")"))
 	} else {
 		fmt.Fprintf(w, "%s %d\n", bold("running:"), len(v.Running))
 		t := &table{cols: []column{{"PID", true}, {"LOCAL -> REMOTE", false}, {"UPTIME", true}, {"ACTIVE", true},
@@ -184,7 +238,7 @@ func renderStats(w io.Writer, v statsView, now time.Time) {
 	}
 	if len(v.Recent) == 0 {
 		fmt.Fprintf(w, "%s %s\n", bold("recent sessions:"), "none")
-		fmt.Fprintf(w, "  %s\n", dim("(no finished session in "+forward.StateDir(v.Dir).SessionsDir()+")"))
+		fmt.Fprintf(w, "  %s\n", dim("(no finished session in "+filepath.Join(v.Dir, "sessions")+")"))
 		return
 	}
 	fmt.Fprintf(w, "%s %d\n", bold("recent sessions:"), len(v.Recent))
@@ -211,7 +265,7 @@ func renderStats(w io.Writer, v statsView, now time.Time) {
 // Ctrl-C), then returns nil: exit status 0. On a terminal each frame
 // replaces the last in place; elsewhere frames follow each other. With
 // asJSON each frame is one line of JSON.
-func watchStats(ctx context.Context, w io.Writer, dir forward.StateDir, asJSON bool) error {
+func watchStats(ctx context.Context, w io.Writer, dir string, asJSON bool) error {
 	tty := isTerminal(w)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -229,7 +283,7 @@ func watchStats(ctx context.Context, w io.Writer, dir forward.StateDir, asJSON b
 			if err != nil {
 				fmt.Fprintf(&buf, "%s\n", red(err.Error()))
 			} else {
-				renderStats(&buf, v, now)
+				renderStats(&buf, escapeView(v), now)
 			}
 		}
 		frame := buf.Bytes()
@@ -256,116 +310,72 @@ func watchStats(ctx context.Context, w io.Writer, dir forward.StateDir, asJSON b
 	}
 }
 
-// stateRecorder is forward's side of the state directory: it publishes live
-// snapshots while the forwarder runs and saves the session at exit. Nothing
-// it does can stop forwarding: its first failure is one warning line, and
-// later ones are silent.
-type stateRecorder struct {
-	dir  forward.StateDir // "" when it could not be found
-	pub  *forward.Publisher
-	once sync.Once
-	warn func(err error)
+// escapeView escapes control characters in the text stats prints from the
+// state files, so a planted file cannot drive the terminal.
+func escapeView(v statsView) statsView {
+	v.Running = slices.Clone(v.Running)
+	for i := range v.Running {
+		r := &v.Running[i]
+		r.Local, r.Remote = escapeControls(r.Local), escapeControls(r.Remote)
+	}
+	v.Recent = slices.Clone(v.Recent)
+	for i := range v.Recent {
+		r := &v.Recent[i]
+		r.ID, r.Local, r.Remote = escapeControls(r.ID), escapeControls(r.Local), escapeControls(r.Remote)
+	}
+	return v
 }
 
-// startStateRecorder starts publishing fw's snapshots into the state
-// directory named by the --state-dir flag (or its defaults).
-func startStateRecorder(flagDir string, fw *forward.Forwarder, printf func(string, ...any)) *stateRecorder {
-	r := &stateRecorder{}
-	dir, err := forward.ResolveStateDir(flagDir)
-	r.warn = func(err error) {
-		r.once.Do(func() {
-			where := ""
-			if dir != "" {
-				where = " in " + string(dir)
-			}
-			printf("warmport: warning: cannot record state%s: %s; forwarding goes on, but warmport stats will not show this session\n",
-				where, oneLine(err.Error()))
-		})
-	}
-	if err != nil {
-		r.warn(err)
-		return r
-	}
-	r.dir = dir
-	r.pub = fw.Publish(dir, r.warn)
-	return r
-}
-
-// save adds the finished session to the history.
-func (r *stateRecorder) save(sum *forward.Summary) {
-	if r.dir == "" {
-		return
-	}
-	if _, err := r.dir.SaveSession(sum); err != nil {
-		r.warn(err)
-	}
-}
-
-// close stops publishing and removes the live snapshot.
-func (r *stateRecorder) close() {
-	if r.pub != nil {
-		r.pub.Close()
-	}
-}
-
-// renderSummary prints a session's summary: a table of its connections and
-// a totals line. forward prints it at exit and `stats ID` prints it again.
-func renderSummary(w io.Writer, s *forward.Summary) {
-	// Wall clock, as the JSON's started and ended: the same text at exit and
-	// from `stats ID`, whose times come back from JSON without a monotonic part.
-	dur := s.Ended.Round(0).Sub(s.Started.Round(0))
-	fmt.Fprintf(w, "%s %s -> %s, %s, started %s\n", bold("warmport session"), s.Local, s.Remote,
-		humanDuration(dur), s.Started.Local().Format("2006-01-02 15:04:05"))
-	if len(s.Connections) > 0 {
-		t := &table{cols: []column{{"ID", true}, {"CLIENT", false}, {"SOURCE", false}, {"DIAL", true},
-			{"DURATION", true}, {"UP", true}, {"DOWN", true}, {"CLOSED BY", false}}}
-		for _, r := range s.Connections {
-			closed := r.ClosedBy
-			if r.Error != "" {
-				closed += ": " + r.Error
-			}
-			t.add([]string{fmt.Sprint(r.ID), r.Client, r.Source, fmtMS(r.DialMS), fmtMS(r.DurationMS),
-				humanBytes(r.BytesUp), humanBytes(r.BytesDown), closed},
-				[]func(...any) string{nil, nil, sourceColor(r.Source), nil, nil, nil, nil, closedColor(r.ClosedBy)})
-		}
-		t.write(w)
-	}
-	if s.Dropped > 0 {
-		fmt.Fprintf(w, "  %s\n", dim(fmt.Sprintf("(%d earlier connections not listed; the totals count them)", s.Dropped)))
-	}
-	fmt.Fprintf(w, "%s %s\n", bold("total:"), totalsLine(s.Totals, s.Pool))
-}
-
-func totalsLine(t forward.Totals, p pool.Stats) string {
-	failed := fmt.Sprintf("%d failed", t.Failed)
-	if t.Failed > 0 {
-		failed = red(failed)
-	}
-	return fmt.Sprintf("%d connections (%s), up %s, down %s; pool %s",
-		t.Connections, failed, humanBytes(t.BytesUp), humanBytes(t.BytesDown), poolLine(p))
-}
-
-func poolLine(p pool.Stats) string {
-	s := fmt.Sprintf("hit rate %s (%d hits, %d misses)", hitRate(p), p.Hits, p.Misses)
-	for _, c := range []struct {
-		n    uint64
-		name string
-	}{{p.Stale, "stale"}, {p.Evicted, "evicted"}, {p.Expired, "expired"}, {p.Reused, "reused"}, {p.Dials, "dials"}} {
-		if c.n > 0 {
-			s += fmt.Sprintf(", %d %s", c.n, c.name)
+func escapeSession(s *state.Session) *state.Session {
+	e := *s
+	e.Local, e.Remote = escapeControls(s.Local), escapeControls(s.Remote)
+	e.Connections = slices.Clone(s.Connections)
+	for i := range e.Connections {
+		r := &e.Connections[i]
+		for _, f := range []*string{&r.Client, &r.Upstream, &r.Source, &r.ClosedBy, &r.Error} {
+			*f = escapeControls(*f)
 		}
 	}
-	return s
+	return &e
 }
 
-func hitRate(p pool.Stats) string { return hitRatePaint(p)(hitRateText(p)) }
+// escapeControls writes control characters (C0, DEL, C1), bidirectional
+// overrides and bytes that are not UTF-8 as Go escapes (\x1b, \u202e).
+func escapeControls(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r < 0x80 && unicode.IsControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
 
 // hitRateText is the pool's hit rate as a percentage, "-" before any borrow.
 func hitRateText(p pool.Stats) string {
 	if p.Hits+p.Misses == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.0f%%", float64(p.Hits)/float64(p.Hits+p.Misses)*100)
+	return percent(p.Hits, p.Hits+p.Misses)
 }
 
 // hitRatePaint is hitRateText's color: green from 80%, yellow from 40%.

@@ -64,10 +64,10 @@ func (d *dialWatch) report(err error) {
 
 // readyLine prints the ready line, then the warnings that came before it:
 // the ready line is always the first a user (or a script) reads.
-func (d *dialWatch) readyLine(format string, a ...any) {
+func (d *dialWatch) readyLine(write func(string, ...any), format string, a ...any) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.warn(format, a...)
+	write(format, a...)
 	for _, msg := range d.held {
 		d.warn("%s", msg)
 	}

@@ -207,11 +207,19 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// signals turns SIGINT/SIGTERM into two contexts: the first signal cancels
-// stop (drain and exit), the second cancels kill (stop at once). Commands
-// that run a child may subscribe to the raw signals as well.
+// signals turns SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped
+// ssh session) into two contexts: the first signal cancels stop (drain and
+// exit), the second cancels kill (stop at once). Commands that run a child
+// may subscribe to the raw signals as well.
+//
+// SIGPIPE is caught too, and never read: with it caught, a write to a
+// stdout or stderr whose reader is gone returns EPIPE instead of killing
+// the process (os/signal's rule for fds 1 and 2), so output can never end
+// the relay. A caught signal is reset to the default on exec, unlike an
+// ignored one, so a child COMMAND still dies of SIGPIPE as usual.
 type signals struct {
 	ch         chan os.Signal
+	pipe       chan os.Signal
 	stopCtx    context.Context
 	stopCancel context.CancelFunc
 	killCtx    context.Context
@@ -221,10 +229,12 @@ type signals struct {
 }
 
 func notifySignals() *signals {
-	s := &signals{ch: make(chan os.Signal, 4), relay: make(chan os.Signal, 4), done: make(chan struct{})}
+	s := &signals{ch: make(chan os.Signal, 4), pipe: make(chan os.Signal, 1), relay: make(chan os.Signal, 4),
+		done: make(chan struct{})}
 	s.stopCtx, s.stopCancel = context.WithCancel(context.Background())
 	s.killCtx, s.killCancel = context.WithCancel(context.Background())
-	signal.Notify(s.ch, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(s.ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(s.pipe, syscall.SIGPIPE)
 	go s.loop()
 	return s
 }
@@ -251,6 +261,7 @@ func (s *signals) loop() {
 
 func (s *signals) stop() {
 	signal.Stop(s.ch)
+	// s.pipe stays subscribed: run's caller may still write the exit line.
 	close(s.done)
 	s.stopCancel()
 	s.killCancel()

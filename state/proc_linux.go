@@ -1,4 +1,4 @@
-package forward
+package state
 
 import (
 	"bytes"

@@ -1,7 +1,7 @@
-package forward
+package state
 
 import (
-	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -9,26 +9,26 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
 )
 
 // SessionInfo is a finished session without its connections: one object of
 // `stats --json`'s "recent" list and one row of its table.
 type SessionInfo struct {
-	ID      string     `json:"id,omitempty"` // the file's name; not stored in the file
-	PID     int        `json:"pid"`
-	Local   string     `json:"local"`
-	Remote  string     `json:"remote"`
-	Started time.Time  `json:"started"`
-	Ended   time.Time  `json:"ended"`
-	Dropped uint64     `json:"dropped"`
-	Totals  Totals     `json:"totals"`
-	Pool    pool.Stats `json:"pool"`
+	ID      string         `json:"id,omitempty"` // the file's name; not stored in the file
+	PID     int            `json:"pid"`
+	Local   string         `json:"local"`
+	Remote  string         `json:"remote"`
+	Started time.Time      `json:"started"`
+	Ended   time.Time      `json:"ended"`
+	Dropped uint64         `json:"dropped"`
+	Totals  forward.Totals `json:"totals"`
+	Pool    pool.Stats     `json:"pool"`
 }
 
 // Session is a finished session as the state directory keeps it. Its JSON
@@ -36,16 +36,16 @@ type SessionInfo struct {
 // reading a session's info can stop before the (up to 1000) records.
 type Session struct {
 	SessionInfo
-	Connections []Record `json:"connections"`
+	Connections []forward.Record `json:"connections"`
 }
 
 // Summary is the session as forward printed it at exit.
-func (s *Session) Summary() *Summary {
+func (s *Session) Summary() *forward.Summary {
 	conns := s.Connections
 	if conns == nil {
-		conns = []Record{}
+		conns = []forward.Record{}
 	}
-	return &Summary{Local: s.Local, Remote: s.Remote, Started: s.Started, Ended: s.Ended,
+	return &forward.Summary{Local: s.Local, Remote: s.Remote, Started: s.Started, Ended: s.Ended,
 		Connections: conns, Dropped: s.Dropped, Totals: s.Totals, Pool: s.Pool}
 }
 
@@ -53,11 +53,12 @@ func (s *Session) Summary() *Summary {
 // prunes the history to HistoryMax. Many processes may save at once: each
 // file gets a name no other has (a hard link never replaces a file), and
 // concurrent pruners only ever remove sessions older than HistoryMax others.
-func (d StateDir) SaveSession(sum *Summary) (id string, err error) {
-	dir, err := d.mkdir(sessionsDir)
+func (d *Dir) SaveSession(sum *forward.Summary) (id string, err error) {
+	dir, err := d.sub(sessionsDir, true)
 	if err != nil {
 		return "", err
 	}
+	defer dir.close()
 	s := Session{SessionInfo: SessionInfo{PID: os.Getpid(), Local: sum.Local, Remote: sum.Remote,
 		Started: sum.Started, Ended: sum.Ended, Dropped: sum.Dropped, Totals: sum.Totals, Pool: sum.Pool},
 		Connections: sum.Connections}
@@ -65,35 +66,35 @@ func (d StateDir) SaveSession(sum *Summary) (id string, err error) {
 	if err != nil {
 		return "", err
 	}
-	tmp, err := writeTemp(dir, data, true)
+	tmp, err := dir.writeTemp(data, true)
 	if err != nil {
 		return "", err
 	}
-	defer os.Remove(tmp)
+	defer dir.remove(tmp, 0)
 	ended := sum.Ended
 	if ended.IsZero() {
 		ended = time.Now()
 	}
 	for range 16 {
 		id = newSessionID(ended)
-		final := filepath.Join(dir, id+".json")
-		err = os.Link(tmp, final)
+		final := id + ".json"
+		err = dir.link(tmp, final)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
-		if err != nil { // no hard links on this file system: rename, after a look
-			if _, serr := os.Lstat(final); serr == nil {
+		if errors.Is(err, errors.ErrUnsupported) { // no hard links here: rename, after a look
+			if dir.isRegular(final) {
 				continue
 			}
-			err = os.Rename(tmp, final)
+			err = dir.rename(tmp, final)
 		}
 		if err != nil {
 			return "", fmt.Errorf("save session: %w", err)
 		}
-		d.pruneSessions(dir)
+		pruneSessions(dir)
 		return id, nil
 	}
-	return "", fmt.Errorf("save session in %s: no free name after 16 tries", dir)
+	return "", fmt.Errorf("save session in %s: no free name after 16 tries", dir.path)
 }
 
 // newSessionID is the session's end time (UTC, so names sort by it) and 24
@@ -104,20 +105,19 @@ func newSessionID(ended time.Time) string {
 	return ended.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
-// sessionNames lists the saved sessions' file names, oldest first.
-func sessionNames(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
+// sessionNames lists the saved sessions' file names, oldest first, and
+// removes temporary files left by dead writers.
+func sessionNames(dir *dirFD) ([]string, error) {
+	all, err := dir.names()
 	if err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, e := range ents {
-		n := e.Name()
-		if strings.HasPrefix(n, tmpPrefix) {
-			removeIfOlder(filepath.Join(dir, n), staleTempAge)
-			continue
-		}
-		if strings.HasSuffix(n, ".json") && !strings.HasPrefix(n, ".") {
+	for _, n := range all {
+		switch {
+		case isTempName(n):
+			dir.remove(n, staleTempAge)
+		case isSessionName(n):
 			names = append(names, n)
 		}
 	}
@@ -127,37 +127,39 @@ func sessionNames(dir string) ([]string, error) {
 
 // pruneSessions removes the oldest sessions beyond HistoryMax. Another
 // process pruning at the same time may have removed one already: fine.
-func (d StateDir) pruneSessions(dir string) {
+func pruneSessions(dir *dirFD) {
 	names, err := sessionNames(dir)
 	if err != nil || len(names) <= HistoryMax {
 		return
 	}
 	for _, n := range names[:len(names)-HistoryMax] {
-		os.Remove(filepath.Join(dir, n)) // ENOENT: another pruner was first
+		dir.remove(n, 0) // ENOENT: another pruner was first
 	}
 }
 
 // Recent returns the saved sessions, newest first, without their
 // connections. A missing sessions directory means none; a file that does
-// not parse is skipped.
-func (d StateDir) Recent() ([]SessionInfo, error) {
-	dir := d.SessionsDir()
-	names, err := sessionNames(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+// not parse, is not a regular file or is too big is skipped.
+func (d *Dir) Recent() ([]SessionInfo, error) {
+	dir, err := d.sub(sessionsDir, false)
+	if err != nil || dir == nil {
+		return nil, err
 	}
+	defer dir.close()
+	names, err := sessionNames(dir)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]SessionInfo, 0, len(names))
 	for _, n := range names {
-		info, err := readSessionInfo(filepath.Join(dir, n))
-		if errors.Is(err, fs.ErrNotExist) { // pruned meanwhile
-			continue
-		}
+		data, err := dir.readFile(n)
 		if errors.Is(err, fs.ErrPermission) {
 			return nil, err
 		}
+		if err != nil { // pruned meanwhile, or not ours
+			continue
+		}
+		info, err := decodeSessionInfo(data)
 		if err != nil {
 			continue
 		}
@@ -173,24 +175,19 @@ func (d StateDir) Recent() ([]SessionInfo, error) {
 	return out, nil
 }
 
-// readSessionInfo decodes a session file's fields up to "connections" and
-// stops there, so listing a hundred long sessions stays cheap.
-func readSessionInfo(path string) (SessionInfo, error) {
+// decodeSessionInfo decodes a session file's fields up to "connections"
+// and stops there, so listing a hundred long sessions stays cheap.
+func decodeSessionInfo(data []byte) (SessionInfo, error) {
 	var info SessionInfo
-	f, err := os.Open(path)
-	if err != nil {
-		return info, err
-	}
-	defer f.Close()
-	dec := json.NewDecoder(bufio.NewReader(f))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return info, fmt.Errorf("%s: not a session", path)
+		return info, errors.New("not a session")
 	}
 	fields := map[string]json.RawMessage{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return info, fmt.Errorf("%s: %w", path, err)
+			return info, err
 		}
 		key, _ := tok.(string)
 		if _, ok := fields["pool"]; ok && key == "connections" {
@@ -198,9 +195,9 @@ func readSessionInfo(path string) (SessionInfo, error) {
 		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return info, fmt.Errorf("%s: %w", path, err)
+			return info, err
 		}
-		if key != "connections" {
+		if key != "connections" && key != "id" {
 			fields[key] = v
 		}
 	}
@@ -208,23 +205,39 @@ func readSessionInfo(path string) (SessionInfo, error) {
 	if err != nil {
 		return info, err
 	}
-	if err := json.Unmarshal(data, &info); err != nil {
-		return info, fmt.Errorf("%s: %w", path, err)
+	err = json.Unmarshal(data, &info)
+	return info, err
+}
+
+// decodeSession parses a whole session file.
+func decodeSession(data []byte) (*Session, error) {
+	var s Session
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, err
 	}
-	return info, nil
+	s.ID = ""
+	if s.Connections == nil {
+		s.Connections = []forward.Record{}
+	}
+	return &s, nil
 }
 
 // Session reads the session id: an exact ID, or a prefix of exactly one.
 // Its error wraps ErrNoSession when there is none, and says where it looked.
-func (d StateDir) Session(id string) (*Session, error) {
-	dir := d.SessionsDir()
+func (d *Dir) Session(id string) (*Session, error) {
+	where := d.SessionsPath()
 	if id == "" || strings.ContainsAny(id, `/\`) || strings.HasPrefix(id, ".") {
 		return nil, fmt.Errorf("%w %q: an ID looks like 20251125-093100-4f2a9c", ErrNoSession, id)
 	}
-	names, err := sessionNames(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w %q: %s does not exist, so no session has ended there yet", ErrNoSession, id, dir)
+	dir, err := d.sub(sessionsDir, false)
+	if err != nil {
+		return nil, err
 	}
+	if dir == nil {
+		return nil, fmt.Errorf("%w %q: %s does not exist, so no session has ended there yet", ErrNoSession, id, where)
+	}
+	defer dir.close()
+	names, err := sessionNames(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -241,24 +254,21 @@ func (d StateDir) Session(id string) (*Session, error) {
 	}
 	switch {
 	case len(match) == 0:
-		return nil, fmt.Errorf("%w %q in %s (it keeps the last %d)", ErrNoSession, id, dir, HistoryMax)
+		return nil, fmt.Errorf("%w %q in %s (it keeps the last %d)", ErrNoSession, id, where, HistoryMax)
 	case len(match) > 1:
-		return nil, fmt.Errorf("%w: %q is the start of %d session IDs in %s; give more of it", ErrNoSession, id, len(match), dir)
+		return nil, fmt.Errorf("%w: %q is the start of %d session IDs in %s; give more of it", ErrNoSession, id, len(match), where)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, match[0]))
+	data, err := dir.readFile(match[0])
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w %q in %s: pruned just now", ErrNoSession, id, dir)
+		return nil, fmt.Errorf("%w %q in %s: pruned just now", ErrNoSession, id, where)
 	}
 	if err != nil {
 		return nil, err
 	}
-	var s Session
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, match[0]), err)
+	s, err := decodeSession(data)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dir.path+string(os.PathSeparator)+match[0], err)
 	}
 	s.ID = strings.TrimSuffix(match[0], ".json")
-	if s.Connections == nil {
-		s.Connections = []Record{}
-	}
-	return &s, nil
+	return s, nil
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package forward
+package state
 
 // procStat has no portable source outside Linux's /proc: liveness rests on
 // the pid alone there.

@@ -1,10 +1,8 @@
-package forward
+package state
 
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -18,8 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
 )
+
+// testTimeout bounds every wait in this package's tests.
+const testTimeout = 20 * time.Second
 
 func TestResolveStateDir(t *testing.T) {
 	home := t.TempDir()
@@ -42,7 +44,7 @@ func TestResolveStateDir(t *testing.T) {
 			t.Setenv("WARMPORT_STATE_DIR", tt.env)
 			t.Setenv("XDG_STATE_HOME", tt.xdg)
 			t.Setenv("HOME", tt.h)
-			got, err := ResolveStateDir(tt.flag)
+			got, err := Resolve(tt.flag)
 			if tt.wantErr {
 				if err == nil || runtime.GOOS == "windows" {
 					t.Skipf("got %q, %v; an error only where HOME is the home directory", got, err)
@@ -50,15 +52,15 @@ func TestResolveStateDir(t *testing.T) {
 				return
 			}
 			want, _ := filepath.Abs(tt.want)
-			if err != nil || string(got) != want {
-				t.Errorf("ResolveStateDir(%q): got %q, %v; want %q, <nil>", tt.flag, got, err, want)
+			if err != nil || got != want {
+				t.Errorf("Resolve(%q): got %q, %v; want %q, <nil>", tt.flag, got, err, want)
 			}
 		})
 	}
 }
 
 func TestStatePermissions(t *testing.T) {
-	d := StateDir(filepath.Join(t.TempDir(), "a", "state"))
+	d := testDir(t, filepath.Join(t.TempDir(), "a", "state"))
 	if err := d.writeSnapshot(Snapshot{PID: os.Getpid(), Local: "127.0.0.1:1", Remote: "127.0.0.1:2"}); err != nil {
 		t.Fatal(err)
 	}
@@ -70,11 +72,11 @@ func TestStatePermissions(t *testing.T) {
 		path string
 		mode fs.FileMode
 	}{
-		{string(d), 0o700},
-		{d.RunningDir(), 0o700},
-		{d.SessionsDir(), 0o700},
-		{filepath.Join(d.RunningDir(), strconv.Itoa(os.Getpid())+".json"), 0o600},
-		{filepath.Join(d.SessionsDir(), id+".json"), 0o600},
+		{d.Path(), 0o700},
+		{d.RunningPath(), 0o700},
+		{d.SessionsPath(), 0o700},
+		{filepath.Join(d.RunningPath(), strconv.Itoa(os.Getpid())+".json"), 0o600},
+		{filepath.Join(d.SessionsPath(), id+".json"), 0o600},
 	} {
 		fi, err := os.Stat(c.path)
 		if err != nil {
@@ -87,11 +89,11 @@ func TestStatePermissions(t *testing.T) {
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
-	d := StateDir(t.TempDir())
+	d := testDir(t, t.TempDir())
 	start, _, _ := procStat(os.Getpid())
 	want := Snapshot{PID: os.Getpid(), Local: "127.0.0.1:8080", Remote: "db:5432",
 		Started: time.Now().Add(-time.Minute).Round(0), Active: 3,
-		Totals: Totals{Connections: 7, Failed: 1, BytesUp: 123, BytesDown: 4567},
+		Totals: forward.Totals{Connections: 7, Failed: 1, BytesUp: 123, BytesDown: 4567},
 		Pool:   pool.Stats{Hits: 5, Misses: 2, Dials: 8, Idle: 2}, Host: hostname(), ProcStart: start}
 	for range 2 { // the second write replaces the first
 		if err := d.writeSnapshot(want); err != nil {
@@ -109,17 +111,19 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if got[0] != want {
 		t.Errorf("Running: got %+v; want %+v", got[0], want)
 	}
-	stateNoTemps(t, d.RunningDir())
+	stateNoTemps(t, d.RunningPath())
 }
 
 func TestStaleSnapshots(t *testing.T) {
-	d := StateDir(t.TempDir())
-	if err := os.MkdirAll(d.RunningDir(), 0o700); err != nil {
+	d := testDir(t, t.TempDir())
+	if err := os.MkdirAll(d.RunningPath(), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	self := os.Getpid()
 	selfStart, _, procOK := procStat(self)
-	dead := stateDeadPID(t)
+	dead, dead2 := stateDeadPID(t), stateDeadPID(t)
+	live := stateLiveChild(t)
+	name := func(pid int) string { return strconv.Itoa(pid) + ".json" }
 	type snap struct {
 		name   string // file name in running/
 		s      *Snapshot
@@ -127,24 +131,30 @@ func TestStaleSnapshots(t *testing.T) {
 		listed bool // Running returns it
 	}
 	snaps := []snap{
-		{name: "live.json", s: &Snapshot{PID: self, Local: "live", ProcStart: selfStart}, kept: true, listed: true},
-		{name: "dead.json", s: &Snapshot{PID: dead, Local: "dead"}},
-		{name: fmt.Sprintf("%d.json", dead)}, // unparsable: its name tells the pid
+		{name: name(self), s: &Snapshot{PID: self, Local: "live", ProcStart: selfStart}, kept: true, listed: true},
+		{name: name(dead), s: &Snapshot{PID: dead, Local: "dead"}},
+		{name: name(dead2)}, // unparsable: its name tells the pid
 		// A shared home directory: only the other host can tell.
-		{name: "other.json", s: &Snapshot{PID: dead, Local: "other", Host: hostname() + "-not"}, kept: true},
+		{name: name(4000000), s: &Snapshot{PID: 4000000, Local: "other", Host: hostname() + "-not"}, kept: true},
+		// Not a name warmport makes: not read, not removed.
+		{name: "live.json", s: &Snapshot{PID: self, Local: "badname", ProcStart: selfStart}, kept: true},
+		// The name and the pid inside disagree.
+		{name: name(live), s: &Snapshot{PID: self, Local: "disagree", ProcStart: selfStart}},
 	}
 	if procOK {
-		snaps = append(snaps, snap{name: "reused.json", s: &Snapshot{PID: self, Local: "reused", ProcStart: selfStart + 1}})
-		// A dead process not reaped yet still answers kill(pid, 0).
-		z := stateZombie(t)
-		snaps = append(snaps, snap{name: "zombie.json", s: &Snapshot{PID: z, Local: "zombie"}})
+		start1, _, _ := procStat(1)
+		snaps = append(snaps,
+			snap{name: name(1), s: &Snapshot{PID: 1, Local: "reused", ProcStart: start1 + 1}},
+			// A dead process not reaped yet still answers kill(pid, 0).
+			snap{name: name(stateZombie(t)), s: &Snapshot{Local: "zombie"}})
+		snaps[len(snaps)-1].s.PID, _ = snapshotPID(snaps[len(snaps)-1].name)
 	}
 	for _, sn := range snaps {
 		data := []byte("{not json")
 		if sn.s != nil {
 			data, _ = json.Marshal(sn.s)
 		}
-		if err := os.WriteFile(filepath.Join(d.RunningDir(), sn.name), data, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(d.RunningPath(), sn.name), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -157,13 +167,27 @@ func TestStaleSnapshots(t *testing.T) {
 		listed[s.Local] = true
 	}
 	for _, sn := range snaps {
-		if _, err := os.Stat(filepath.Join(d.RunningDir(), sn.name)); (err == nil) != sn.kept {
+		if _, err := os.Stat(filepath.Join(d.RunningPath(), sn.name)); (err == nil) != sn.kept {
 			t.Errorf("%s: file kept: got %v; want %v", sn.name, err == nil, sn.kept)
 		}
 		if sn.s != nil && listed[sn.s.Local] != sn.listed {
-			t.Errorf("%s: listed: got %v; want %v", sn.name, listed[sn.s.Local], sn.listed)
+			t.Errorf("%s (%s): listed: got %v; want %v", sn.name, sn.s.Local, listed[sn.s.Local], sn.listed)
 		}
 	}
+}
+
+// stateLiveChild returns the pid of a process that runs until the test ends.
+func stateLiveChild(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd.Process.Pid
 }
 
 // stateDeadPID returns the pid of a process that has exited and been reaped.
@@ -200,7 +224,7 @@ func stateZombie(t *testing.T) int {
 }
 
 func TestHistoryBounded(t *testing.T) {
-	d := StateDir(t.TempDir())
+	d := testDir(t, t.TempDir())
 	base := time.Date(2025, 11, 25, 9, 0, 0, 0, time.UTC)
 	const n = HistoryMax + 5
 	for i := range n {
@@ -208,7 +232,7 @@ func TestHistoryBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	names, err := sessionNames(d.SessionsDir())
+	names, err := testSessionNames(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,13 +252,13 @@ func TestHistoryBounded(t *testing.T) {
 			t.Fatalf("Recent()[%d].Local: got %s; want %s", i, s.Local, want)
 		}
 	}
-	stateNoTemps(t, d.SessionsDir())
+	stateNoTemps(t, d.SessionsPath())
 }
 
 // TestConcurrentSaves ends 20 sessions at the same moment, in one second,
 // while the history is nearly full, so that they also prune concurrently.
 func TestConcurrentSaves(t *testing.T) {
-	d := StateDir(t.TempDir())
+	d := testDir(t, t.TempDir())
 	base := time.Date(2025, 11, 25, 9, 0, 0, 0, time.UTC)
 	const old, fresh = HistoryMax - 10, 20
 	for i := range old {
@@ -260,7 +284,7 @@ func TestConcurrentSaves(t *testing.T) {
 	if failed.Load() > 0 {
 		t.FailNow()
 	}
-	names, err := sessionNames(d.SessionsDir())
+	names, err := testSessionNames(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,16 +307,16 @@ func TestConcurrentSaves(t *testing.T) {
 			t.Errorf("session %s saved at the same moment: lost", stateTestLocal(1000+i))
 		}
 	}
-	stateNoTemps(t, d.SessionsDir())
+	stateNoTemps(t, d.SessionsPath())
 }
 
 func TestSessionLookup(t *testing.T) {
-	d := StateDir(t.TempDir())
-	if _, err := d.Session("20251125"); !errors.Is(err, ErrNoSession) || !strings.Contains(err.Error(), d.SessionsDir()) {
-		t.Errorf("Session in a missing directory: got %v; want ErrNoSession naming %s", err, d.SessionsDir())
+	d := testDir(t, t.TempDir())
+	if _, err := d.Session("20251125"); !errors.Is(err, ErrNoSession) || !strings.Contains(err.Error(), d.SessionsPath()) {
+		t.Errorf("Session in a missing directory: got %v; want ErrNoSession naming %s", err, d.SessionsPath())
 	}
 	sum := stateTestSummary(1, time.Date(2025, 11, 25, 9, 31, 0, 0, time.UTC))
-	sum.Connections = make([]Record, DefaultMaxRecords) // a long one: Recent must still read its head
+	sum.Connections = make([]forward.Record, forward.DefaultMaxRecords) // a long one: Recent must still read its head
 	id1, err := d.SaveSession(sum)
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +345,7 @@ func TestSessionLookup(t *testing.T) {
 		}
 	}
 	s, err := d.Session(id1)
-	if err != nil || len(s.Connections) != DefaultMaxRecords || s.ID != id1 || s.PID != os.Getpid() {
+	if err != nil || len(s.Connections) != forward.DefaultMaxRecords || s.ID != id1 || s.PID != os.Getpid() {
 		t.Fatalf("Session(%s): got %d connections, id %q, pid %d, %v", id1, len(s.Connections), s.ID, s.PID, err)
 	}
 	recent, err := d.Recent()
@@ -331,71 +355,84 @@ func TestSessionLookup(t *testing.T) {
 	}
 }
 
-// TestPublisher runs a real forwarder: its snapshot follows the bytes
-// relayed, and Close removes it.
+// TestPublisher: the snapshot follows what the snapshot function says,
+// with this process's pid, and Close removes it.
 func TestPublisher(t *testing.T) {
-	up := startUpstream(t, echo)
-	f, addr := startForwarder(t, Config{Remote: up.addr()})
-	d := StateDir(filepath.Join(t.TempDir(), "state"))
-	var errs atomic.Int64
-	p := f.publishEvery(d, 10*time.Millisecond, func(err error) {
-		t.Errorf("publish: %v", err)
-		errs.Add(1)
-	})
-	c := dial(t, addr)
-	msg := strings.Repeat("x", 5000)
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatal(err)
+	d := testDir(t, filepath.Join(t.TempDir(), "state"))
+	var conns atomic.Uint64
+	snap := func() Snapshot {
+		return Snapshot{PID: -1, Local: "127.0.0.1:1", Remote: "127.0.0.1:2", Totals: forward.Totals{Connections: conns.Load()}}
 	}
-	if _, err := io.ReadFull(c, make([]byte, len(msg))); err != nil {
-		t.Fatal(err)
-	}
+	p := publishEvery(d, snap, 10*time.Millisecond, func(err error) { t.Errorf("publish: %v", err) })
+	conns.Store(7)
 	var got []Snapshot
-	eventually(t, "a snapshot with the bytes relayed", func() bool {
+	eventually(t, "a snapshot with 7 connections", func() bool {
 		var err error
 		got, err = d.Running()
-		return err == nil && len(got) == 1 && got[0].Totals.BytesUp == 5000 && got[0].Totals.BytesDown == 5000
+		return err == nil && len(got) == 1 && got[0].Totals.Connections == 7
 	})
-	if s := got[0]; s.PID != os.Getpid() || s.Local != addr || s.Remote != up.addr() || s.Active != 1 || s.Totals.Connections != 1 {
-		t.Errorf("snapshot: got %+v; want pid %d, %s -> %s, 1 active, 1 connection", s, os.Getpid(), addr, up.addr())
+	if s := got[0]; s.PID != os.Getpid() || s.Local != "127.0.0.1:1" || s.Remote != "127.0.0.1:2" || s.Host != hostname() {
+		t.Errorf("snapshot: got %+v; want pid %d, 127.0.0.1:1 -> 127.0.0.1:2, host %s", s, os.Getpid(), hostname())
 	}
 	p.Close()
-	path := filepath.Join(d.RunningDir(), strconv.Itoa(os.Getpid())+".json")
+	path := filepath.Join(d.RunningPath(), strconv.Itoa(os.Getpid())+".json")
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("snapshot after Close: got %v; want it removed", err)
 	}
-	stateNoTemps(t, d.RunningDir())
+	stateNoTemps(t, d.RunningPath())
 }
 
-// TestPublisherUnwritable: a state directory under a regular file (root
-// ignores permission bits, not that) makes every write fail; the publisher
+// TestPublisherUnwritable: a running/ that is a regular file makes every
+// write fail (root ignores permission bits, not that); the publisher
 // reports it and keeps going, and Close still returns.
 func TestPublisherUnwritable(t *testing.T) {
-	up := startUpstream(t, echo)
-	f, addr := startForwarder(t, Config{Remote: up.addr()})
-	file := filepath.Join(t.TempDir(), "file")
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
+	d := testDir(t, t.TempDir())
+	if err := os.WriteFile(d.RunningPath(), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var errs atomic.Int64
-	p := f.publishEvery(StateDir(filepath.Join(file, "state")), 10*time.Millisecond, func(error) { errs.Add(1) })
+	p := publishEvery(d, func() Snapshot { return Snapshot{} }, 10*time.Millisecond, func(error) { errs.Add(1) })
 	eventually(t, "two failed writes", func() bool { return errs.Load() >= 2 })
-	c := dial(t, addr)
-	if _, err := io.WriteString(c, "ping"); err != nil {
+	p.Close()
+}
+
+// testDir creates and opens the state directory path, closed when the test ends.
+func testDir(t *testing.T, path string) *Dir {
+	t.Helper()
+	d, err := Create(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
-		t.Fatalf("relay with an unwritable state directory: %v", err)
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func testSessionNames(d *Dir) ([]string, error) {
+	dir, err := d.sub(sessionsDir, false)
+	if err != nil || dir == nil {
+		return nil, err
 	}
-	p.Close()
+	defer dir.close()
+	return sessionNames(dir)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, testTimeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func stateTestLocal(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(10000+i)) }
 
-func stateTestSummary(i int, ended time.Time) *Summary {
-	return &Summary{Local: stateTestLocal(i), Remote: "127.0.0.1:5432", Started: ended.Add(-time.Minute), Ended: ended,
-		Connections: []Record{{ID: 1, Client: "127.0.0.1:40000", Source: "warm", BytesUp: 10, BytesDown: 20, ClosedBy: ClosedByClient}},
-		Totals:      Totals{Connections: 1, BytesUp: 10, BytesDown: 20}, Pool: pool.Stats{Hits: 1, Dials: 2}}
+func stateTestSummary(i int, ended time.Time) *forward.Summary {
+	return &forward.Summary{Local: stateTestLocal(i), Remote: "127.0.0.1:5432", Started: ended.Add(-time.Minute), Ended: ended,
+		Connections: []forward.Record{{ID: 1, Client: "127.0.0.1:40000", Source: "warm", BytesUp: 10, BytesDown: 20, ClosedBy: forward.ClosedByClient}},
+		Totals:      forward.Totals{Connections: 1, BytesUp: 10, BytesDown: 20}, Pool: pool.Stats{Hits: 1, Dials: 2}}
 }
 
 // stateNoTemps fails if a temporary file was left in dir.

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"sync"
+
+	"github.com/warmport/warmport/forward"
+	"github.com/warmport/warmport/state"
+)
+
+// stateRecorder is forward's side of the state directory: it publishes live
+// snapshots while the forwarder runs and saves the session at exit. Nothing
+// it does can stop forwarding: its first failure is one warning line, and
+// later ones are silent.
+type stateRecorder struct {
+	dir  *state.Dir // nil when it cannot be used
+	pub  *state.Publisher
+	once sync.Once
+	warn func(err error)
+}
+
+// forwarderSnapshot is the plain snapshot function the state directory is
+// fed by: counters only, cheap enough for every second.
+func forwarderSnapshot(fw *forward.Forwarder, remote string) func() state.Snapshot {
+	local, started := fw.Addr().String(), fw.Started()
+	return func() state.Snapshot {
+		return state.Snapshot{Local: local, Remote: remote, Started: started,
+			Active: fw.Active(), Totals: fw.Totals(), Pool: fw.PoolStats()}
+	}
+}
+
+// startStateRecorder opens (or creates) the state directory named by the
+// --state-dir flag (or its defaults) and starts publishing snap there.
+func startStateRecorder(flagDir string, snap func() state.Snapshot, printf func(string, ...any)) *stateRecorder {
+	r := &stateRecorder{}
+	path, err := state.Resolve(flagDir)
+	r.warn = func(err error) {
+		r.once.Do(func() {
+			where := ""
+			if path != "" {
+				where = " in " + path
+			}
+			printf("warmport: warning: cannot record state%s: %s; forwarding goes on, but warmport stats will not show this session\n",
+				where, oneLine(err.Error()))
+		})
+	}
+	if err == nil {
+		r.dir, err = state.Create(path)
+	}
+	if err != nil {
+		r.warn(err)
+		return r
+	}
+	r.pub = state.Publish(r.dir, snap, r.warn)
+	return r
+}
+
+// save adds the finished session to the history.
+func (r *stateRecorder) save(sum *forward.Summary) {
+	if r.dir == nil {
+		return
+	}
+	if _, err := r.dir.SaveSession(sum); err != nil {
+		r.warn(err)
+	}
+}
+
+// close stops publishing, removes the live snapshot and lets go of the
+// directory. Calls after the first do nothing.
+func (r *stateRecorder) close() {
+	if r.pub != nil {
+		r.pub.Close()
+		r.pub = nil
+	}
+	if r.dir != nil {
+		r.dir.Close()
+		r.dir = nil
+	}
+}
