@@ -32,6 +32,9 @@ var completionCommand = &cli.Command{
 				return runtimeErrorf("fish completion: %v", err)
 			}
 			io.WriteString(w, script)
+			// A command name is never a file: without this, fish offers
+			// the current directory's files beside the commands.
+			fmt.Fprintf(w, "complete -c %s -n '__fish_%s_no_subcommand' -f\n", c.App.Name, c.App.Name)
 		default:
 			return usageErrorf("completion %q: unknown shell; write warmport completion bash, zsh or fish", sh)
 		}

@@ -83,7 +83,7 @@ func TestStateDirLinks(t *testing.T) {
 			echoOnce(t, addr, "through")
 			r := p.stop(t)
 			checkOneWarning(t, r.stderr, link, "symbolic link")
-			if !strings.Contains(r.stderr, "total: 1 connections (0 failed)") {
+			if !strings.Contains(r.stderr, "total: 1 connection (0 failed)") {
 				t.Errorf("summary: want 1 connection served\nstderr:\n%s", r.stderr)
 			}
 			s := statsRun(t, dir)
