@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -166,5 +167,54 @@ func TestForwardsDoNotShare(t *testing.T) {
 		if got := value(f.Flags, "allow"); got != want.allow {
 			t.Errorf("%s allow = %q; want %q", f.Name, got, want.allow)
 		}
+	}
+}
+
+// TestEmptyList: an empty array in a table sets nothing, so the flag falls
+// back to its default rather than to the top-level list.
+func TestEmptyList(t *testing.T) {
+	doc := "allow = [\"10.0.0.0/8\"]\n[forward.db]\nlocal = \"1\"\nremote = \"2\"\nallow = []\n[forward.api]\nlocal = \"3\"\nremote = \"4\"\n"
+	p, err := Parse(file, []byte(doc), testFlags(), testProcessWide)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	for i, want := range []string{"", "10.0.0.0/8"} {
+		if got := value(p.Forwards[i].Flags, "allow"); got != want {
+			t.Errorf("%s allow = %q; want %q", p.Forwards[i].Name, got, want)
+		}
+	}
+}
+
+// TestOtherKinds: numbers and lists of integers, which no forward flag
+// takes yet, follow the same rules.
+func TestOtherKinds(t *testing.T) {
+	flags := []cli.Flag{&cli.Float64Flag{Name: "ratio"}, &cli.IntSliceFlag{Name: "ports"}}
+	tests := []struct{ doc, ratio, ports, wantErr string }{
+		{"ratio = 0.25\nports = [80, 443]\n", "0.25", "[80 443]", ""},
+		{"ratio = 2\nports = 8\n", "2", "[8]", ""},
+		{"ratio = \"2\"\n", "", "", `w.toml:4: ratio: want a number such as ratio = 1.5, not a string`},
+		{"ports = [\"80\"]\n", "", "", `w.toml:4: ports[0]: want an integer, not a string`},
+		{"ports = \"80\"\n", "", "", `w.toml:4: ports: want an array of integers such as ports = [4], not a string`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.doc, func(t *testing.T) {
+			p, err := Parse(file, []byte("[forward.db]\nlocal = \"1\"\nremote = \"2\"\n"+tt.doc), flags, nil)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("got %v; want %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			c := cli.NewContext(nil, p.Forwards[0].Flags, nil)
+			if got := fmt.Sprint(c.Float64("ratio")); got != tt.ratio {
+				t.Errorf("ratio = %s; want %s", got, tt.ratio)
+			}
+			if got := fmt.Sprint(c.IntSlice("ports")); got != tt.ports {
+				t.Errorf("ports = %s; want %s", got, tt.ports)
+			}
+		})
 	}
 }
