@@ -32,6 +32,7 @@ type Conn struct {
 	tc         *tls.Conn
 	raw        *rawConn
 	greeting   []byte // application data Probe read for the client, handed out first by Read
+	dead       error  // what Probe found: it never finds the connection alive again
 	wroteClose atomic.Bool
 	aborted    atomic.Bool
 }
@@ -70,7 +71,7 @@ func Dial(ctx context.Context, raw net.Conn, cfg *tls.Config) (*Conn, error) {
 	}
 	if err != nil {
 		c.Abort()
-		return nil, &HandshakeError{Err: err, ServerName: cfg.ServerName, CertRequested: hi.certRequested, CertSent: hi.certSent}
+		return nil, &HandshakeError{Err: err, ServerName: cfg.ServerName, CertRequested: hi.certRequested, CertSent: hi.certSent, After: true}
 	}
 	return c, nil
 }
@@ -148,14 +149,18 @@ func (c *Conn) Probe() error {
 	if c.wroteClose.Load() {
 		return ErrWriteClosed
 	}
+	if c.dead != nil {
+		return c.dead
+	}
 	if err := c.tc.SetDeadline(time.Time{}); err != nil {
 		return err
 	}
 	queued, err := c.raw.queued()
-	if err != nil || !queued {
-		return err
+	if err == nil && queued {
+		err = c.drain()
 	}
-	return c.drain()
+	c.dead = err
+	return err
 }
 
 // Buffered returns the number of greeting bytes Probe took in that Read has
@@ -265,9 +270,10 @@ func (r *rawConn) queued() (bool, error) {
 	return true, nil
 }
 
-// awaitQueued waits until bytes are queued on the socket (or it is closed)
-// or until deadline or ctx's, whichever comes first; running out of time is
-// no error.
+// awaitQueued waits until bytes are queued on the socket (or it is closed
+// or reset) or until deadline or ctx's, whichever comes first; running out of
+// time is no error. It leaves a reset for the next read to report (a recv
+// would take it, and the read after it would see an EOF).
 func (r *rawConn) awaitQueued(ctx context.Context, deadline time.Time) error {
 	if r.sc == nil {
 		return nil
@@ -278,11 +284,7 @@ func (r *rawConn) awaitQueued(ctx context.Context, deadline time.Time) error {
 	if err := r.Conn.SetReadDeadline(deadline); err != nil {
 		return err
 	}
-	var b [1]byte
-	err := r.sc.Read(func(fd uintptr) bool {
-		_, err := recvNow(int(fd), b[:], true)
-		return err != errWouldBlock
-	})
+	err := r.sc.Read(func(fd uintptr) bool { return readable(int(fd)) })
 	if err := r.Conn.SetReadDeadline(time.Time{}); err != nil {
 		return err
 	}

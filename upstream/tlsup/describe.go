@@ -22,6 +22,10 @@ type HandshakeError struct {
 	ServerName    string // the name verified (and sent as SNI unless an IP)
 	CertRequested bool   // the server asked for a client certificate
 	CertSent      bool   // and one was configured
+	// After: the handshake was done; the server failed or closed the
+	// connection right after it (a TLS 1.3 server's verdict on our
+	// certificate comes then).
+	After bool
 }
 
 func (e *HandshakeError) Error() string { return "tls handshake: " + e.Err.Error() }
@@ -63,6 +67,9 @@ func Describe(err error) string {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return "the TLS handshake timed out: is REMOTE a TLS port? (a longer --dial-timeout helps a slow server)"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		if he.After {
+			return "the server closed the connection right after the TLS handshake: it may have refused our client certificate, or it closes new connections at once"
+		}
 		return "the server closed the connection during the TLS handshake: it may not speak TLS on this port, or it refused the name " +
 			quoteName(he.ServerName) + " or our client certificate"
 	}

@@ -29,3 +29,11 @@ func recvNow(fd int, b []byte, peek bool) (int, error) {
 		}
 	}
 }
+
+// readable tells whether a read on fd would not wait: bytes queued, EOF or
+// an error. Unlike a peek, it leaves a pending error (a reset) in place.
+func readable(fd int) bool {
+	fds := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds[:], 0)
+	return err != nil || n > 0
+}

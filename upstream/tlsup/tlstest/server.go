@@ -25,6 +25,9 @@ type ServerOptions struct {
 	RequestCert bool
 	// Handle runs after a successful handshake; nil means Echo.
 	Handle func(tc *tls.Conn)
+	// WrapConn, if set, wraps each accepted socket before TLS runs over it:
+	// a test's way to split records or to see what the socket carries.
+	WrapConn func(net.Conn) net.Conn
 }
 
 // Server is an in-process TLS server on 127.0.0.1, closed by t's cleanup.
@@ -67,7 +70,7 @@ func Serve(t testing.TB, o ServerOptions) *Server {
 	}
 	s := &Server{Addr: ln.Addr().String(), ln: ln, conns: map[net.Conn]struct{}{}, errs: make(chan error, 64)}
 	s.wg.Add(1)
-	go s.accept(cfg, handle)
+	go s.accept(cfg, handle, o.WrapConn)
 	t.Cleanup(s.Close)
 	return s
 }
@@ -99,7 +102,7 @@ func (s *Server) Close() {
 	s.wg.Wait()
 }
 
-func (s *Server) accept(cfg *tls.Config, handle func(*tls.Conn)) {
+func (s *Server) accept(cfg *tls.Config, handle func(*tls.Conn), wrap func(net.Conn) net.Conn) {
 	defer s.wg.Done()
 	for {
 		c, err := s.ln.Accept()
@@ -116,7 +119,11 @@ func (s *Server) accept(cfg *tls.Config, handle func(*tls.Conn)) {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		s.Accepted.Add(1)
-		go s.serve(c, tls.Server(c, cfg), handle)
+		var under net.Conn = c
+		if wrap != nil {
+			under = wrap(c)
+		}
+		go s.serve(c, tls.Server(under, cfg), handle)
 	}
 }
 
