@@ -41,8 +41,11 @@ type Conn struct {
 // (TCP or Unix), with cfg from Options.Config. ctx bounds the handshake: when
 // it is done first, raw is closed and ctx's error returned. Any records the
 // server sent with its last flight (TLS 1.3 session tickets) are processed
-// before Dial returns, so Probe starts from an empty TLS buffer. On failure
-// raw is closed and the error is a *HandshakeError for Describe.
+// before Dial returns, so Probe starts from an empty TLS buffer; application
+// data among them is kept for Read. On failure raw is closed and the error is
+// a *HandshakeError for Describe; a server that sent application data and
+// then closed (or failed) is no failure: Read returns the data, then the end,
+// and Probe reports the end.
 //
 // A TLS 1.3 server judges our client certificate after our side of the
 // handshake is done, so when it asked for one Dial waits for its verdict (a
@@ -67,7 +70,12 @@ func Dial(ctx context.Context, raw net.Conn, cfg *tls.Config) (*Conn, error) {
 		err = rc.awaitQueued(ctx, start.Add(3*time.Since(start)+verdictSlack))
 	}
 	if err == nil {
-		err = c.drain()
+		if err = c.drain(); err != nil && len(c.greeting) > 0 {
+			// The server said something and closed: the client hears it, as
+			// over TCP, and Probe calls the connection dead.
+			c.dead = err
+			return c, nil
+		}
 	}
 	if err != nil {
 		c.Abort()

@@ -120,6 +120,32 @@ func waitGreetingThenClose(t testing.TB, c *Conn) {
 	}
 }
 
+// TestDialGreetingThenClose: a server that speaks and closes at once is
+// heard: Dial succeeds, Read returns the words then EOF, Probe calls the
+// connection dead.
+func TestDialGreetingThenClose(t *testing.T) {
+	ca := tlstest.NewCA(t, "test CA")
+	s := localServer(t, ca, tlstest.ServerOptions{RequestCert: true, NoTickets: true, Handle: func(tc *tls.Conn) {
+		io.WriteString(tc, "421 too many connections\r\n")
+		tc.Close()
+	}})
+	// RequestCert makes Dial wait for the server's first records: with no
+	// tickets, its words.
+	c := mustDial(t, s.Addr, Options{CAFile: ca.File}, "127.0.0.1")
+	if c.Buffered() == 0 {
+		t.Fatal("Dial took in no greeting; want the server's words")
+	}
+	waitGreetingThenClose(t, c)
+	if err := c.Probe(); !errors.Is(err, io.EOF) {
+		t.Fatalf("Probe: got %v; want io.EOF", err)
+	}
+	c.SetReadDeadline(time.Now().Add(waitBound))
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "421 too many connections\r\n" {
+		t.Fatalf("ReadAll: got %q, %v; want the server's words, then EOF", got, err)
+	}
+}
+
 // TestProbeTicket: a TLS 1.3 session ticket queued on an idle connection
 // is neither a greeting nor a death, and Probe takes it in, so the next
 // dial resumes.
