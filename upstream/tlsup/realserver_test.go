@@ -2,13 +2,11 @@ package tlsup
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -128,10 +126,10 @@ func stunnelTLS(t testing.TB, ca *tlstest.CA, backend string, options ...string)
 	leaf := ca.Localhost(t)
 	dir := t.TempDir()
 	port := freePort(t)
-	conf := fmt.Sprintf("foreground = yes\npid =\ndebug = 5\n[tls]\naccept = 127.0.0.1:%s\nconnect = %s\ncert = %s\nkey = %s\n%s\n",
+	conf := fmt.Sprintf("foreground = yes\npid =\ndebug = 6\n[tls]\naccept = 127.0.0.1:%s\nconnect = %s\ncert = %s\nkey = %s\n%s\n",
 		port, backend, leaf.CertFile, leaf.KeyFile, strings.Join(options, "\n"))
 	file := tlstest.WriteFile(t, dir, "stunnel.conf", []byte(conf))
-	startServer(t, exec.Command(bin, file), "Configuration successful")
+	startServer(t, exec.Command(bin, file), "bound to 127.0.0.1:"+port)
 	return "127.0.0.1:" + port
 }
 
@@ -188,5 +186,3 @@ func relay(t testing.TB, dial func() (*Conn, error)) string {
 	})
 }
 
-var _ = filepath.Join
-var _ = context.Background
