@@ -185,4 +185,3 @@ func relay(t testing.TB, dial func() (*Conn, error)) string {
 		<-done
 	})
 }
-
