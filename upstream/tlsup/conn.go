@@ -221,6 +221,9 @@ type rawConn struct {
 	net.Conn
 	sc       syscall.RawConn // nil if the connection has no file descriptor
 	nonblock atomic.Bool
+	op       recvOp
+	recvFn   func(fd uintptr) bool // r.recv
+	one      [1]byte
 }
 
 func newRawConn(c net.Conn) *rawConn {
@@ -228,6 +231,7 @@ func newRawConn(c net.Conn) *rawConn {
 	if s, ok := c.(syscall.Conn); ok {
 		rc.sc, _ = s.SyscallConn()
 	}
+	rc.recvFn = rc.recv
 	return rc
 }
 
@@ -238,14 +242,12 @@ func (r *rawConn) Read(b []byte) (int, error) {
 	if r.sc == nil || len(b) == 0 {
 		return 0, errWouldBlock
 	}
-	var n int
-	var err error
-	if rerr := r.sc.Read(func(fd uintptr) bool {
-		n, err = recvNow(int(fd), b, false)
-		return true
-	}); rerr != nil {
-		return 0, rerr
+	r.op = recvOp{b: b}
+	if err := r.sc.Read(r.recvFn); err != nil {
+		return 0, err
 	}
+	n, err := r.op.n, r.op.err
+	r.op = recvOp{}
 	if err == nil && n == 0 {
 		return 0, io.EOF
 	}
@@ -258,15 +260,12 @@ func (r *rawConn) queued() (bool, error) {
 	if r.sc == nil {
 		return false, nil
 	}
-	var n int
-	var err error
-	var b [1]byte
-	if rerr := r.sc.Read(func(fd uintptr) bool {
-		n, err = recvNow(int(fd), b[:], true)
-		return true
-	}); rerr != nil {
-		return false, rerr
+	r.op = recvOp{b: r.one[:], peek: true}
+	if err := r.sc.Read(r.recvFn); err != nil {
+		return false, err
 	}
+	n, err := r.op.n, r.op.err
+	r.op = recvOp{}
 	switch {
 	case err == errWouldBlock:
 		return false, nil
@@ -276,6 +275,21 @@ func (r *rawConn) queued() (bool, error) {
 		return false, io.EOF
 	}
 	return true, nil
+}
+
+// recvOp is one non-blocking receive through RawConn.Read. It lives in
+// rawConn and recv is bound once, so that a probe allocates nothing.
+type recvOp struct {
+	b    []byte
+	peek bool
+	n    int
+	err  error
+}
+
+// recv makes the receive; returning true tells RawConn.Read never to wait.
+func (r *rawConn) recv(fd uintptr) bool {
+	r.op.n, r.op.err = recvNow(int(fd), r.op.b, r.op.peek)
+	return true
 }
 
 // awaitQueued waits until bytes are queued on the socket (or it is closed
