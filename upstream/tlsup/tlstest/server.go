@@ -25,6 +25,9 @@ type ServerOptions struct {
 	RequestCert bool
 	// Handle runs after a successful handshake; nil means Echo.
 	Handle func(tc *tls.Conn)
+	// Unix, if set, is the path of a Unix socket to serve on instead of a
+	// TCP port on 127.0.0.1; Addr is then that path.
+	Unix string
 	// WrapConn, if set, wraps each accepted socket before TLS runs over it:
 	// a test's way to split records or to see what the socket carries.
 	WrapConn func(net.Conn) net.Conn
@@ -64,7 +67,11 @@ func Serve(t testing.TB, o ServerOptions) *Server {
 	if handle == nil {
 		handle = Echo
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	network, address := "tcp", "127.0.0.1:0"
+	if o.Unix != "" {
+		network, address = "unix", o.Unix
+	}
+	ln, err := net.Listen(network, address)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +201,8 @@ func CloseNotifyWhenIdle(d time.Duration) func(*tls.Conn) {
 	}
 }
 
-// Reset resets the connection (SO_LINGER 0) right after the handshake.
+// Reset resets the connection (SO_LINGER 0; a Unix socket just closes)
+// right after the handshake.
 func Reset(tc *tls.Conn) {
 	if c, ok := tc.NetConn().(*net.TCPConn); ok {
 		c.SetLinger(0)
