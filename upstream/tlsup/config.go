@@ -1,10 +1,3 @@
-// Package tlsup is the TLS side of an upstream: a verified client
-// configuration built from the user's options, a handshake bounded by a
-// context, and a Conn the warm pool can hold, probe cheaply on borrow and
-// half-close (close_notify after the bytes).
-//
-// Error texts name the forward flags (--tls-ca, --tls-server-name, ...)
-// because they exist to tell a user what to pass; the package reads no flags.
 package tlsup
 
 import (
