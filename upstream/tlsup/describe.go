@@ -47,9 +47,12 @@ func Describe(err error) string {
 		hostErr   x509.HostnameError
 		invalid   x509.CertificateInvalidError
 		recordErr tls.RecordHeaderError
+		noRoots   x509.SystemRootsError
 		opErr     *net.OpError
 	)
 	switch {
+	case errors.As(err, &noRoots):
+		return "this machine has no system CA certificates to verify the server with: pass --tls-ca FILE, or install the Debian package ca-certificates"
 	case errors.As(err, &unknownCA):
 		issuer := "an unknown authority"
 		if unknownCA.Cert != nil {

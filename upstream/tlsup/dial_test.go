@@ -3,6 +3,7 @@ package tlsup
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -149,6 +150,7 @@ func TestDescribeUnknown(t *testing.T) {
 		{nil, ""},
 		{errors.New("something odd"), "something odd"},
 		{&HandshakeError{Err: errors.New("odd")}, "odd"},
+		{&HandshakeError{Err: &tls.CertificateVerificationError{Err: x509.SystemRootsError{}}}, "pass --tls-ca FILE, or install the Debian package ca-certificates"},
 		{&net.OpError{Op: "remote error", Err: errors.New("tls: protocol version not supported")}, "no TLS version warmport speaks"},
 		{&HandshakeError{Err: &net.OpError{Op: "remote error", Err: errors.New("tls: unrecognized name")}, ServerName: "db"},
 			"does not serve the name db"},
