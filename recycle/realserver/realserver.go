@@ -159,7 +159,7 @@ func freePort(t testing.TB) int {
 func (s *Server) run(ready string) (bool, error) {
 	r, w := io.Pipe()
 	s.cmd.Stdout, s.cmd.Stderr = w, w
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive a killed test
+	s.cmd.SysProcAttr = dieWithParent() // never outlive a killed test
 	if err := s.cmd.Start(); err != nil {
 		return false, err
 	}
