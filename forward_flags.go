@@ -82,7 +82,7 @@ var forwardFlags = []flagSpec{
 	{Flag: &cli.BoolFlag{Name: "require-remote", Usage: "exit 1 at start unless the first warm connection to REMOTE succeeds (needs --warm 1 or more)"}},
 	{Flag: &cli.DurationFlag{Name: "exit-idle", Usage: "exit after `DUR` with no connection open; 0 = never"},
 		scope: processWide},
-	{Flag: &cli.DurationFlag{Name: "drain-timeout", Value: defaultDrainTimeout, Usage: "on SIGINT/SIGTERM, wait `DUR` for open connections; 0 = close them at once"},
+	{Flag: &cli.DurationFlag{Name: "drain-timeout", Value: defaultDrainTimeout, Usage: "on SIGINT/SIGTERM/SIGHUP, wait `DUR` for open connections; 0 = close them at once"},
 		scope: processWide},
 	{Flag: &cli.BoolFlag{Name: "json", Usage: "print the session summary as JSON on stdout at exit"},
 		scope: processWide},
