@@ -162,3 +162,22 @@ func TestUpCompletion(t *testing.T) {
 		}
 	})
 }
+
+// TestREADMEProfile: README's example profile (its ```toml block) passes
+// `up --check`, so the example shows only keys that exist.
+func TestREADMEProfile(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "\n```toml\n")
+	block, _, closed := strings.Cut(rest, "\n```\n")
+	if !ok || !closed {
+		t.Fatal("README.md has no ```toml block: the Profiles section's example")
+	}
+	path := writeProfile(t, block+"\n")
+	if r := runWarmport(t, "up", "--check", "-f", path); r.status != 0 {
+		t.Errorf("up --check of README's profile: status %d, stderr %q; want 0", r.status, r.stderr)
+	}
+}
