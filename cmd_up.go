@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -102,7 +103,7 @@ func upAction(c *cli.Context) error {
 func upArgs(c *cli.Context) (names, command []string, err error) {
 	args := c.Args().Slice()
 	raw, _ := c.Context.Value(argsKey{}).([]string)
-	if i := len(raw) - len(args) - 1; i >= 2 && raw[i] == "--" {
+	if i := len(raw) - len(args) - 1; i >= 2 && raw[i] == "--" && !wantsValue(raw[i-1]) {
 		command = args
 		if len(command) == 0 {
 			return nil, nil, usageErrorf("missing COMMAND after --: write warmport up [NAME...] -- COMMAND [ARG...]")
@@ -122,6 +123,20 @@ func upArgs(c *cli.Context) (names, command []string, err error) {
 		names = append(names, a)
 	}
 	return names, command, nil
+}
+
+// wantsValue reports whether word is one of up's flags that takes the next
+// word as its value (--state-dir --), not --name=value.
+func wantsValue(word string) bool {
+	name := strings.TrimLeft(word, "-")
+	if name == word || strings.Contains(name, "=") {
+		return false
+	}
+	flags := []cli.Flag{upFileFlag}
+	for _, s := range processWideFlags() {
+		flags = append(flags, s.Flag)
+	}
+	return slices.ContainsFunc(flags, func(f cli.Flag) bool { return takesValue(f) && slices.Contains(f.Names(), name) })
 }
 
 // loadProfile reads and parses the profile at path; named is whether -f

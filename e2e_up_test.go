@@ -104,6 +104,9 @@ func TestUpProfileErrors(t *testing.T) {
 			{[]string{"up", "-f", path + ".missing"}, "warmport: cannot read the profile: "},
 			{[]string{"up", "-f", path, "db", "--json"}, "warmport: flag --json after a NAME: flags go first"},
 			{[]string{"up", "-f", path, "db", "--"}, "warmport: missing COMMAND after --"},
+			{[]string{"up", "-f", path, "--"}, "warmport: missing COMMAND after --"},
+			// -- as a flag's value is no COMMAND: nope is a NAME.
+			{[]string{"up", "-f", path, "--state-dir", "--", "nope"}, "warmport: " + path + `: no forward "nope" in it`},
 			{[]string{"up", "--drain-timeout", "-1s", "-f", path}, "warmport: --drain-timeout -1s: must not be negative"},
 		} {
 			r := runWarmport(t, tc.args...)
