@@ -35,6 +35,7 @@ var completionCommand = &cli.Command{
 			// A command name is never a file: without this, fish offers
 			// the current directory's files beside the commands.
 			fmt.Fprintf(w, "complete -c %s -n '__fish_%s_no_subcommand' -f\n", c.App.Name, c.App.Name)
+			writeFishProfileNames(w)
 		default:
 			return usageErrorf("completion %q: unknown shell; write warmport completion bash, zsh or fish", sh)
 		}
@@ -72,8 +73,12 @@ func writeBashCompletion(w io.Writer, app *cli.App) {
 	for _, c := range visibleCommands(app) {
 		cmds = append(cmds, c.Name)
 		words := append(flagWords(c.Flags), "--help")
-		if c.Name == "completion" {
+		switch c.Name {
+		case "completion":
 			words = []string{"bash", "zsh", "fish"}
+		case "up":
+			fmt.Fprintf(&cases, bashUpCase, bashValueFlags(c.Flags), strings.Join(words, " "))
+			continue
 		}
 		fmt.Fprintf(&cases, "    %s) words=%q ;;\n", c.Name, strings.Join(words, " "))
 	}
@@ -113,9 +118,12 @@ func writeZshCompletion(w io.Writer, app *cli.App) {
 				fmt.Fprintf(&cases, " \\\n        %s", zshQuote(dashed(n)+"["+zshEscape(usage)+"]"+value))
 			}
 		}
-		if c.Name == "completion" {
+		switch c.Name {
+		case "completion":
 			fmt.Fprintf(&cases, " \\\n        '1:shell:(bash zsh fish)'")
-		} else {
+		case "up":
+			fmt.Fprintf(&cases, " \\\n        '*::name:_warmport_profile_names'")
+		default:
 			fmt.Fprintf(&cases, " \\\n        '*::argument:_default'")
 		}
 		fmt.Fprintf(&cases, " ;;\n")
@@ -130,8 +138,15 @@ _warmport() {
     _describe -t commands 'warmport command' cmds
     return
   fi
+  # for _warmport_profile_names: _arguments narrows $words to the arguments
+  _warmport_bin=$words[1] _warmport_typed=(${words[3,CURRENT-1]})
   case $words[2] in
 %s  esac
+}
+_warmport_profile_names() {
+  local -a names
+  names=(${(f)"$($_warmport_bin __profile-names $_warmport_typed 2>/dev/null)"})
+  compadd -a names
 }
 if [[ $funcstack[1] == _warmport ]]; then
   _warmport "$@"
@@ -147,3 +162,66 @@ func zshEscape(s string) string {
 }
 
 func zshQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// bashUpCase completes up: flags, or the profile's forward names, asked of
+// the warmport being completed (__profile-names reads -f FILE from the
+// words typed); after a flag that takes a value, or after --, bash's
+// default (files).
+const bashUpCase = `    up)
+      case ${COMP_WORDS[COMP_CWORD-1]} in %s) return ;; esac
+      [[ " ${COMP_WORDS[*]:2:COMP_CWORD-2} " == *" -- "* ]] && return
+      if [[ $cur == -* ]]; then words=%q; else words=$("${COMP_WORDS[0]}" __profile-names "${COMP_WORDS[@]:2:COMP_CWORD-2}" 2>/dev/null); fi ;;
+`
+
+// bashValueFlags are the flags that take a value as a case pattern: -f|--file|...
+func bashValueFlags(flags []cli.Flag) string {
+	var vf []cli.Flag
+	for _, f := range flags {
+		if takesValue(f) {
+			vf = append(vf, f)
+		}
+	}
+	return strings.Join(flagWords(vf), "|")
+}
+
+// writeFishProfileNames adds the profile's forward names after up, asked of
+// the warmport being completed, with the words typed after up (for -f FILE).
+func writeFishProfileNames(w io.Writer) {
+	io.WriteString(w, `function __warmport_profile_names
+    set -l typed (commandline -opc)
+    contains -- -- $typed; and return
+    $typed[1] __profile-names $typed[3..-1] 2>/dev/null
+end
+complete -c warmport -n '__fish_seen_subcommand_from up' -f -a '(__warmport_profile_names)'
+`)
+}
+
+// profileNamesCommand prints the forward names of a profile, one a line,
+// for the completion scripts. Its arguments are the words typed after up,
+// from which it takes -f FILE; a profile it cannot read prints nothing.
+var profileNamesCommand = &cli.Command{
+	Name:            "__profile-names",
+	Hidden:          true,
+	SkipFlagParsing: true,
+	Action: func(c *cli.Context) error {
+		path, args := defaultProfile, c.Args().Slice()
+		for i, a := range args {
+			if a == "--" {
+				break
+			}
+			if v, ok := strings.CutPrefix(strings.TrimLeft(a, "-"), "file="); ok && strings.HasPrefix(a, "-") {
+				path = v
+			} else if v, ok := strings.CutPrefix(a, "-f="); ok {
+				path = v
+			} else if (a == "-f" || a == "--file" || a == "-file") && i+1 < len(args) {
+				path = args[i+1]
+			}
+		}
+		if p, err := loadProfile(path, true); err == nil {
+			for _, n := range p.Names() {
+				fmt.Fprintln(c.App.Writer, n)
+			}
+		}
+		return nil
+	},
+}

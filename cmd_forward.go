@@ -2,20 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/warmport/warmport/forward"
 )
 
 var forwardCommand = &cli.Command{
@@ -39,124 +33,9 @@ func forwardAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	jsonFile, err := openJSONFile(c.String("json-file"))
-	if err != nil {
-		return err
-	}
-	stderr := newProgressWriter(c.App.ErrWriter)
-	out := newLineQueue(stderr) // See output.go
-	if !c.Bool("quiet") {
-		cfg.OnClose = func(r forward.Record) { out.record(formatRecord(r) + "\n") }
-	}
-	dials := newDialWatch(fa.remote, c.Bool("require-remote"), out.printf)
-	cfg.Pool.OnDial = dials.report
-	fw, err := forward.New(cfg)
-	if err != nil {
-		dropJSONFile(jsonFile)
-		return listenError(fa.local, err)
-	}
-	if c.Bool("require-remote") {
-		if err := requireRemote(c, fw, dials, fa.remote); err != nil {
-			dropJSONFile(jsonFile)
-			return err
-		}
-	}
-	dials.readyLine(out.writeNow, "warmport: forwarding %s -> %s\n", fw.Addr(), fa.remote)
-	state := startStateRecorder(c.String("state-dir"), forwarderSnapshot(fw, fa.remote), out.printf) // See cmd_stats.go
-	defer state.close()
-
-	sigs := signalsFrom(c.Context)
-	stopCtx, killCtx := sigs.stopCtx, sigs.killCtx
-	var child *childProc
-	if len(fa.command) > 0 {
-		// COMMAND owns the terminal: Ctrl-C reaches it directly and is its
-		// to handle; SIGTERM is passed on. Its exit ends the session.
-		port := "" // none for a Unix socket
-		if a, ok := fw.Addr().(*net.TCPAddr); ok {
-			port = strconv.Itoa(a.Port)
-		}
-		child, err = startChild(fa.command, fw.Addr().String(), port, c.App.Writer, c.App.ErrWriter)
-		if err != nil {
-			fw.Shutdown(context.Background())
-			dropJSONFile(jsonFile)
-			return err
-		}
-		childDone, stopServe := context.WithCancel(context.Background())
-		defer stopServe()
-		kill, killChild := context.WithCancel(context.Background())
-		defer killChild()
-		stopCtx, killCtx = childDone, kill
-		go child.supervise(sigs.relay, stopServe, killChild)
-	}
-
-	serveErr := fw.Serve(stopCtx)
-	if errors.Is(serveErr, forward.ErrIdle) {
-		out.printf("warmport: no connection for %s, exiting\n", cfg.ExitIdle)
-		serveErr = nil
-		if child != nil {
-			child.terminate()
-		}
-	}
-	status := 0
-	if child != nil {
-		status = child.wait()
-	}
-	drainCtx, cancel := context.WithTimeout(killCtx, c.Duration("drain-timeout"))
-	defer cancel()
-	sum := fw.Shutdown(drainCtx)
-	// What matters most first: a stalled terminal may block what follows.
-	state.save(sum)
-	state.close()
-	var outErr error
-	if c.Bool("json") {
-		if err := json.NewEncoder(c.App.Writer).Encode(sum); err != nil {
-			outErr = runtimeErrorf("write the JSON summary: %v", err)
-		}
-	}
-	if err := writeJSONFile(jsonFile, sum); err != nil && outErr == nil {
-		outErr = err
-	}
-	interrupted := sigs.stopCtx.Err() != nil && isTerminal(c.App.ErrWriter)
-	printed := make(chan struct{})
-	go func() {
-		defer close(printed)
-		dropped := out.close()
-		if interrupted {
-			fmt.Fprintln(stderr) // the terminal echoed ^C where the cursor was
-		}
-		writeSummary(stderr, sum, time.Local)
-		if dropped > 0 {
-			fmt.Fprintf(stderr, "  %s\n", dim(fmt.Sprintf("(%d lines dropped: stderr did not keep up)", dropped)))
-		}
-	}()
-	stderr.wait(printed, killCtx)
-	if outErr != nil {
-		return outErr
-	}
-	if serveErr != nil {
-		return runtimeErrorf("%v", serveErr)
-	}
-	if status != 0 {
-		return cli.Exit("", status)
-	}
-	return nil
-}
-
-// requireRemote waits for the warm pool's first dial (bounded by
-// --dial-timeout) and turns its failure into exit 1: ssh's
-// ExitOnForwardFailure for scripts that would rather stop than wait.
-func requireRemote(c *cli.Context, fw *forward.Forwarder, dials *dialWatch, remote string) error {
-	select {
-	case err := <-dials.first:
-		if err == nil {
-			return nil
-		}
-		fw.Shutdown(context.Background())
-		return runtimeErrorf("cannot reach %s: %s; start it, fix REMOTE, or drop --require-remote to forward anyway", remote, oneLine(err.Error()))
-	case <-signalsFrom(c.Context).stopCtx.Done():
-		fw.Shutdown(context.Background())
-		return nil
-	}
+	o := sessionOptions(func(string) *cli.Context { return c })
+	o.command = fa.command
+	return runSession(c, []forwardSpec{{local: fa.local, remote: fa.remote, cfg: cfg, requireRemote: c.Bool("require-remote")}}, o)
 }
 
 // listenError says what went wrong binding LOCAL and what to do about it.
@@ -172,16 +51,16 @@ func listenError(local string, err error) error {
 	return runtimeErrorf("%s", oneLine(err.Error()))
 }
 
-// childProc is the COMMAND of `forward LOCAL REMOTE -- COMMAND`.
+// childProc is the COMMAND of `forward LOCAL REMOTE -- COMMAND` and `up -- COMMAND`.
 type childProc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
 }
 
-func startChild(argv []string, addr, port string, stdout, stderr io.Writer) (*childProc, error) {
+func startChild(argv []string, env []string, stdout, stderr io.Writer) (*childProc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "WARMPORT_ADDR="+addr, "WARMPORT_PORT="+port)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 	if err := cmd.Start(); err != nil {
 		status := 127 // as a shell: not found

@@ -222,17 +222,19 @@ func renderStats(w io.Writer, v statsView, now time.Time) {
 		fmt.Fprintf(w, "  %s\n", dim("(no snapshot of a live forwarder in "+filepath.Join(v.Dir, "running")+")"))
 	} else {
 		fmt.Fprintf(w, "%s %d\n", bold("running:"), len(v.Running))
-		t := &table{cols: []column{{"PID", true}, {"LOCAL -> REMOTE", false}, {"UPTIME", true}, {"ACTIVE", true},
-			{"CONNS", true}, {"UP", true}, {"DOWN", true}, {"IDLE", true}, {"HIT RATE", true}}}
+		named := slices.ContainsFunc(v.Running, func(s state.Snapshot) bool { return s.Name != "" })
+		t := &table{cols: nameColumn(named, []column{{"PID", true}, {"LOCAL -> REMOTE", false}, {"UPTIME", true}, {"ACTIVE", true},
+			{"CONNS", true}, {"UP", true}, {"DOWN", true}, {"IDLE", true}, {"HIT RATE", true}})}
 		for _, s := range v.Running {
 			active := fmt.Sprint
 			if s.Active > 0 {
 				active = green
 			}
-			t.add([]string{fmt.Sprint(s.PID), s.Local + " -> " + s.Remote, humanDuration(now.Sub(s.Started).Round(time.Second)),
+			cells, paint := nameCell(named, s.Name, []string{fmt.Sprint(s.PID), s.Local + " -> " + s.Remote, humanDuration(now.Sub(s.Started).Round(time.Second)),
 				fmt.Sprint(s.Active), fmt.Sprint(s.Totals.Connections), humanBytes(s.Totals.BytesUp),
 				humanBytes(s.Totals.BytesDown), fmt.Sprint(s.Pool.Idle), hitRateText(s.Pool)},
 				[]func(...any) string{nil, nil, nil, active, nil, nil, nil, nil, hitRatePaint(s.Pool)})
+			t.add(cells, paint)
 		}
 		t.write(w)
 	}
@@ -242,23 +244,46 @@ func renderStats(w io.Writer, v statsView, now time.Time) {
 		return
 	}
 	fmt.Fprintf(w, "%s %d\n", bold("recent sessions:"), len(v.Recent))
-	t := &table{cols: []column{{"ID", false}, {"LOCAL -> REMOTE", false}, {"ENDED", false}, {"DURATION", true},
-		{"CONNS", true}, {"FAILED", true}, {"UP", true}, {"DOWN", true}, {"HIT RATE", true}}}
-	for _, s := range v.Recent[:min(len(v.Recent), recentShown)] {
+	shown := v.Recent[:min(len(v.Recent), recentShown)]
+	named := slices.ContainsFunc(shown, func(s state.SessionInfo) bool { return s.Name != "" })
+	t := &table{cols: nameColumn(named, []column{{"ID", false}, {"LOCAL -> REMOTE", false}, {"ENDED", false}, {"DURATION", true},
+		{"CONNS", true}, {"FAILED", true}, {"UP", true}, {"DOWN", true}, {"HIT RATE", true}})}
+	for _, s := range shown {
 		failed := fmt.Sprint
 		if s.Totals.Failed > 0 {
 			failed = red
 		}
-		t.add([]string{s.ID, s.Local + " -> " + s.Remote, s.Ended.Local().Format("2006-01-02 15:04:05"),
+		t.add(nameCell(named, s.Name, []string{s.ID, s.Local + " -> " + s.Remote, s.Ended.Local().Format("2006-01-02 15:04:05"),
 			humanDuration(s.Ended.Sub(s.Started)), fmt.Sprint(s.Totals.Connections), fmt.Sprint(s.Totals.Failed),
 			humanBytes(s.Totals.BytesUp), humanBytes(s.Totals.BytesDown), hitRateText(s.Pool)},
-			[]func(...any) string{nil, nil, nil, nil, nil, failed, nil, nil, hitRatePaint(s.Pool)})
+			[]func(...any) string{nil, nil, nil, nil, nil, failed, nil, nil, hitRatePaint(s.Pool)}))
 	}
 	t.write(w)
 	if n := len(v.Recent) - recentShown; n > 0 {
 		fmt.Fprintf(w, "  %s\n", dim(fmt.Sprintf("(%d older sessions not listed: warmport stats --json lists them all)", n)))
 	}
 	fmt.Fprintf(w, "  %s\n", dim("(warmport stats ID prints one session's summary)"))
+}
+
+// nameColumn puts a NAME column after the first (PID, ID) when named: some
+// row is a forward of warmport up. Without one the tables stay as forward
+// alone has them.
+func nameColumn(named bool, cols []column) []column {
+	if !named {
+		return cols
+	}
+	return slices.Insert(cols, 1, column{"NAME", false})
+}
+
+// nameCell is nameColumn for a row: its cells and paints with name added.
+func nameCell(named bool, name string, cells []string, paint []func(...any) string) ([]string, []func(...any) string) {
+	if !named {
+		return cells, paint
+	}
+	if name == "" {
+		name = "-"
+	}
+	return slices.Insert(cells, 1, name), slices.Insert(paint, 1, nil)
 }
 
 // watchStats redraws the tables every second until ctx is done (the first
@@ -316,12 +341,12 @@ func escapeView(v statsView) statsView {
 	v.Running = slices.Clone(v.Running)
 	for i := range v.Running {
 		r := &v.Running[i]
-		r.Local, r.Remote = escapeControls(r.Local), escapeControls(r.Remote)
+		r.Name, r.Local, r.Remote = escapeControls(r.Name), escapeControls(r.Local), escapeControls(r.Remote)
 	}
 	v.Recent = slices.Clone(v.Recent)
 	for i := range v.Recent {
 		r := &v.Recent[i]
-		r.ID, r.Local, r.Remote = escapeControls(r.ID), escapeControls(r.Local), escapeControls(r.Remote)
+		r.ID, r.Name, r.Local, r.Remote = escapeControls(r.ID), escapeControls(r.Name), escapeControls(r.Local), escapeControls(r.Remote)
 	}
 	return v
 }

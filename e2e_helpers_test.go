@@ -149,6 +149,7 @@ func startWarmportEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(warmportBin, args...), done: make(chan struct{})}
 	p.stderr.ready = make(chan struct{})
+	p.stderr.more = make(chan struct{}, 1)
 	p.cmd.Env = append(append(baseEnv(), "WARMPORT_STATE_DIR="+t.TempDir()), env...)
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
@@ -191,6 +192,29 @@ func (p *proc) waitReady(t *testing.T) string {
 		t.Fatalf("no ready line within %v\nstderr:\n%s", readyTimeout, p.stderr.String())
 	}
 	return ""
+}
+
+// waitReadyN waits for n ready lines (warmport up: one per forward) and
+// returns their addresses in order.
+func (p *proc) waitReadyN(t *testing.T, n int) []string {
+	t.Helper()
+	timer := time.NewTimer(readyTimeout)
+	defer timer.Stop()
+	for {
+		p.stderr.mu.Lock()
+		addrs := slices.Clone(p.stderr.addrs)
+		p.stderr.mu.Unlock()
+		if len(addrs) >= n {
+			return addrs
+		}
+		select {
+		case <-p.stderr.more:
+		case <-p.done:
+			t.Fatalf("warmport exited after %d of %d ready lines: %v\nstderr:\n%s", len(addrs), n, p.err, p.stderr.String())
+		case <-timer.C:
+			t.Fatalf("%d of %d ready lines within %v\nstderr:\n%s", len(addrs), n, readyTimeout, p.stderr.String())
+		}
+	}
 }
 
 // signal sends sig to the process.
@@ -289,15 +313,17 @@ func (b *lockedBuffer) String() string {
 type stderrWatcher struct {
 	lockedBuffer
 	ready   chan struct{}
-	scanned int    // bytes of buf already looked at, whole lines only
-	addr    string // from the ready line
+	scanned int      // bytes of buf already looked at, whole lines only
+	addr    string   // from the ready line
+	addrs   []string // from every ready line (warmport up prints one per forward)
+	more    chan struct{}
 }
 
 func (w *stderrWatcher) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n, err := w.buf.Write(p)
-	for w.addr == "" {
+	for {
 		rest := w.buf.Bytes()[w.scanned:]
 		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
@@ -305,8 +331,15 @@ func (w *stderrWatcher) Write(p []byte) (int, error) {
 		}
 		w.scanned += i + 1
 		if m := readyRE.FindSubmatch(rest[:i]); m != nil {
-			w.addr = string(m[1])
-			close(w.ready)
+			if w.addr == "" {
+				w.addr = string(m[1])
+				close(w.ready)
+			}
+			w.addrs = append(w.addrs, string(m[1]))
+			select {
+			case w.more <- struct{}{}:
+			default:
+			}
 		}
 	}
 	return n, err

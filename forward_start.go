@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-
-	"github.com/warmport/warmport/forward"
 )
 
 // dialWatch hears the warm pool's background dials. It warns once per
@@ -98,7 +96,7 @@ func dropJSONFile(f *os.File) {
 }
 
 // writeJSONFile writes the summary to --json-file's file and closes it.
-func writeJSONFile(f *os.File, sum *forward.Summary) error {
+func writeJSONFile(f *os.File, sum any) error {
 	if f == nil {
 		return nil
 	}

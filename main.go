@@ -54,11 +54,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage: "an ad hoc TCP port forwarder with warm upstream connections",
 		Description: "warmport forward listens on a local port and relays every connection to a remote address,\n" +
 			"keeping a few upstream connections pre-dialed so a new client skips the handshake.\n" +
+			"warmport up runs every forward of a profile (warmport.toml) in one process.\n" +
 			"warmport stats shows running forwarders and recent sessions.",
 		Version:        version(),
 		Writer:         stdout,
 		ErrWriter:      stderr,
-		Commands:       []*cli.Command{forwardCommand, statsCommand, benchCommand, completionCommand}, // one file each: cmd_*.go
+		Commands:       []*cli.Command{forwardCommand, upCommand, statsCommand, benchCommand, completionCommand, profileNamesCommand}, // one file each: cmd_*.go
 		OnUsageError:   onUsageError,
 		ExitErrHandler: func(*cli.Context, error) {}, // run decides the status; nothing calls os.Exit early
 		Action: func(c *cli.Context) error {

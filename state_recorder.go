@@ -18,19 +18,22 @@ type stateRecorder struct {
 	warn func(err error)
 }
 
-// forwarderSnapshot is the plain snapshot function the state directory is
+// forwardersSnapshot is the plain snapshot function the state directory is
 // fed by: counters only, cheap enough for every second.
-func forwarderSnapshot(fw *forward.Forwarder, remote string) func() state.Snapshot {
-	local, started := fw.Addr().String(), fw.Started()
-	return func() state.Snapshot {
-		return state.Snapshot{Local: local, Remote: remote, Started: started,
-			Active: fw.Active(), Totals: fw.Totals(), Pool: fw.PoolStats()}
+func forwardersSnapshot(runs []*forwardRun) func() []state.Snapshot {
+	return func() []state.Snapshot {
+		out := make([]state.Snapshot, len(runs))
+		for i, r := range runs {
+			out[i] = state.Snapshot{Name: r.name, Local: r.fw.Addr().String(), Remote: r.remote, Started: r.fw.Started(),
+				Active: r.fw.Active(), Totals: r.fw.Totals(), Pool: r.fw.PoolStats()}
+		}
+		return out
 	}
 }
 
 // startStateRecorder opens (or creates) the state directory named by the
 // --state-dir flag (or its defaults) and starts publishing snap there.
-func startStateRecorder(flagDir string, snap func() state.Snapshot, printf func(string, ...any)) *stateRecorder {
+func startStateRecorder(flagDir string, snap func() []state.Snapshot, printf func(string, ...any)) *stateRecorder {
 	r := &stateRecorder{}
 	path, err := state.Resolve(flagDir)
 	r.warn = func(err error) {
@@ -50,16 +53,17 @@ func startStateRecorder(flagDir string, snap func() state.Snapshot, printf func(
 		r.warn(err)
 		return r
 	}
-	r.pub = state.Publish(r.dir, snap, r.warn)
+	r.pub = state.PublishAll(r.dir, snap, r.warn)
 	return r
 }
 
-// save adds the finished session to the history.
-func (r *stateRecorder) save(sum *forward.Summary) {
+// save adds the finished session of the forward called name ("" for
+// forward) to the history.
+func (r *stateRecorder) save(name string, sum *forward.Summary) {
 	if r.dir == nil {
 		return
 	}
-	if _, err := r.dir.SaveSession(sum); err != nil {
+	if _, err := r.dir.SaveNamedSession(name, sum); err != nil {
 		r.warn(err)
 	}
 }

@@ -19,11 +19,12 @@ func FuzzDecode(f *testing.F) {
 		Connections: []forward.Record{{ID: 1, Client: "127.0.0.1:2", ClosedBy: "client"}}})
 	snap, _ := json.Marshal(Snapshot{PID: 7, Local: "127.0.0.1:1", Active: 1, ProcStart: 99})
 	for _, seed := range []string{string(sess), string(snap), "", "{", "[]", "null", `{"pool":{},"connections":[`,
-		`{"pid":1}`, `{"pid":"1"}`, `{"pool":1,"connections":[],"pid":2}`, "{\"local\":\"\x1b[31m\"}", `{"started":"x"}`} {
+		`{"pid":1}`, `{"pid":"1"}`, `{"pool":1,"connections":[],"pid":2}`, "{\"local\":\"\x1b[31m\"}", `{"started":"x"}`, `[{"pid":7,"name":"db"},{"pid":7,"name":"cache"}]`, "[{}]", "[1]"} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		decodeSnapshot(data)
+		decodeSnapshots(data)
 		_, ierr := decodeSessionInfo(data)
 		s, serr := decodeSession(data)
 		if ierr != nil || serr != nil {

@@ -22,6 +22,7 @@ import (
 type SessionInfo struct {
 	ID      string         `json:"id,omitempty"` // the file's name; not stored in the file
 	PID     int            `json:"pid"`
+	Name    string         `json:"name"` // the forward's name in `warmport up`'s profile; "" for forward
 	Local   string         `json:"local"`
 	Remote  string         `json:"remote"`
 	Started time.Time      `json:"started"`
@@ -54,12 +55,18 @@ func (s *Session) Summary() *forward.Summary {
 // file gets a name no other has (a hard link never replaces a file), and
 // concurrent pruners only ever remove sessions older than HistoryMax others.
 func (d *Dir) SaveSession(sum *forward.Summary) (id string, err error) {
+	return d.SaveNamedSession("", sum)
+}
+
+// SaveNamedSession is SaveSession for the forward called name in `warmport
+// up`'s profile.
+func (d *Dir) SaveNamedSession(name string, sum *forward.Summary) (id string, err error) {
 	dir, err := d.sub(sessionsDir, true)
 	if err != nil {
 		return "", err
 	}
 	defer dir.close()
-	s := Session{SessionInfo: SessionInfo{PID: os.Getpid(), Local: sum.Local, Remote: sum.Remote,
+	s := Session{SessionInfo: SessionInfo{PID: os.Getpid(), Name: name, Local: sum.Local, Remote: sum.Remote,
 		Started: sum.Started, Ended: sum.Ended, Dropped: sum.Dropped, Totals: sum.Totals, Pool: sum.Pool},
 		Connections: sum.Connections}
 	data, err := json.Marshal(s)

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 // Snapshot is a running forwarder, as `stats --json` lists it under "running".
 type Snapshot struct {
 	PID     int            `json:"pid"`
+	Name    string         `json:"name"` // the forward's name in `warmport up`'s profile; "" for forward
 	Local   string         `json:"local"`
 	Remote  string         `json:"remote"`
 	Started time.Time      `json:"started"`
@@ -46,10 +48,20 @@ type Publisher struct {
 // (counters, no records); Publish fills PID, Host and ProcStart. onErr, if
 // set, is called from the publisher's goroutine with every failure to write.
 func Publish(d *Dir, snap func() Snapshot, onErr func(error)) *Publisher {
-	return publishEvery(d, snap, PublishInterval, onErr)
+	return PublishAll(d, func() []Snapshot { return []Snapshot{snap()} }, onErr)
+}
+
+// PublishAll is Publish for a process that runs several forwarders (`warmport
+// up`): one file holds them all, so they appear and go together.
+func PublishAll(d *Dir, snap func() []Snapshot, onErr func(error)) *Publisher {
+	return publishAllEvery(d, snap, PublishInterval, onErr)
 }
 
 func publishEvery(d *Dir, snap func() Snapshot, every time.Duration, onErr func(error)) *Publisher {
+	return publishAllEvery(d, func() []Snapshot { return []Snapshot{snap()} }, every, onErr)
+}
+
+func publishAllEvery(d *Dir, snap func() []Snapshot, every time.Duration, onErr func(error)) *Publisher {
 	if onErr == nil {
 		onErr = func(error) {}
 	}
@@ -66,21 +78,23 @@ func (p *Publisher) Close() {
 	p.wg.Wait()
 }
 
-func (p *Publisher) publishLoop(ctx context.Context, d *Dir, snap func() Snapshot, every time.Duration, onErr func(error)) {
+func (p *Publisher) publishLoop(ctx context.Context, d *Dir, snap func() []Snapshot, every time.Duration, onErr func(error)) {
 	defer p.wg.Done()
 	pid := os.Getpid()
 	start, _, _ := procStat(pid)
 	host := hostname()
 	name := strconv.Itoa(pid) + ".json"
-	var last Snapshot
+	var last []Snapshot
 	written := false
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		s := snap()
-		s.PID, s.Host, s.ProcStart = pid, host, start
-		if !written || s != last || !d.hasSnapshot(name) {
-			if err := d.writeSnapshot(s); err != nil {
+		for i := range s {
+			s[i].PID, s[i].Host, s[i].ProcStart = pid, host, start
+		}
+		if !written || !slices.Equal(s, last) || !d.hasSnapshot(name) {
+			if err := d.writeSnapshots(pid, s); err != nil {
 				onErr(err)
 				written = false
 			} else {
@@ -120,13 +134,22 @@ func (d *Dir) removeSnapshot(name string) {
 }
 
 // writeSnapshot atomically replaces the snapshot of s.PID.
-func (d *Dir) writeSnapshot(s Snapshot) error {
+func (d *Dir) writeSnapshot(s Snapshot) error { return d.writeSnapshots(s.PID, []Snapshot{s}) }
+
+// writeSnapshots atomically replaces the snapshots of pid: one object for
+// one forwarder, as before `warmport up`, an array of them for several.
+func (d *Dir) writeSnapshots(pid int, ss []Snapshot) error {
 	dir, err := d.sub(runningDir, true)
 	if err != nil {
 		return err
 	}
 	defer dir.close()
-	data, err := json.Marshal(s)
+	var data []byte
+	if len(ss) == 1 {
+		data, err = json.Marshal(ss[0])
+	} else {
+		data, err = json.Marshal(ss)
+	}
 	if err != nil {
 		return err
 	}
@@ -136,7 +159,7 @@ func (d *Dir) writeSnapshot(s Snapshot) error {
 	if err != nil {
 		return err
 	}
-	if err := dir.rename(tmp, strconv.Itoa(s.PID)+".json"); err != nil {
+	if err := dir.rename(tmp, strconv.Itoa(pid)+".json"); err != nil {
 		dir.remove(tmp, 0)
 		return err
 	}
@@ -179,7 +202,7 @@ func (d *Dir) Running() ([]Snapshot, error) {
 		case err != nil: // not a regular file, or too big: not ours
 			continue
 		}
-		s, err := decodeSnapshot(data)
+		ss, err := decodeSnapshots(data)
 		if err != nil {
 			// Not ours to judge unless its process is gone.
 			if _, alive := processStart(pid); !alive {
@@ -187,21 +210,21 @@ func (d *Dir) Running() ([]Snapshot, error) {
 			}
 			continue
 		}
-		if s.Host != "" && s.Host != hostname() {
+		if s := ss[0]; s.Host != "" && s.Host != hostname() {
 			continue // a shared home directory: only that host can tell
 		}
-		if s.PID != pid || !processLive(pid, s.ProcStart) {
+		if slices.ContainsFunc(ss, func(s Snapshot) bool { return s.PID != pid || !processLive(pid, s.ProcStart) }) {
 			dir.remove(name, 0)
 			continue
 		}
-		out = append(out, s)
+		out = append(out, ss...)
 	}
-	slices.SortFunc(out, func(a, b Snapshot) int {
+	slices.SortStableFunc(out, func(a, b Snapshot) int {
 		if c := a.Started.Compare(b.Started); c != 0 {
 			return c
 		}
 		return a.PID - b.PID
-	})
+	}) // stable: the forwards of one `up` stay in profile order
 	return out, nil
 }
 
@@ -212,6 +235,23 @@ func decodeSnapshot(data []byte) (Snapshot, error) {
 		return s, fmt.Errorf("not a snapshot: %w", err)
 	}
 	return s, nil
+}
+
+// decodeSnapshots parses a running process's file: one snapshot, or an
+// array of at least one.
+func decodeSnapshots(data []byte) ([]Snapshot, error) {
+	if d := bytes.TrimLeft(data, " \t\r\n"); len(d) == 0 || d[0] != '[' {
+		s, err := decodeSnapshot(data)
+		return []Snapshot{s}, err
+	}
+	var ss []Snapshot
+	if err := json.Unmarshal(data, &ss); err != nil {
+		return nil, fmt.Errorf("not a snapshot: %w", err)
+	}
+	if len(ss) == 0 {
+		return nil, errors.New("not a snapshot: an empty array")
+	}
+	return ss, nil
 }
 
 // processStart reports whether pid is a live process and, where /proc

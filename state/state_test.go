@@ -382,6 +382,32 @@ func TestPublisher(t *testing.T) {
 	stateNoTemps(t, d.RunningPath())
 }
 
+// TestPublishAll: the forwards of one `up` share its file and come back
+// from Running in the order given, each with its name; Close removes them.
+func TestPublishAll(t *testing.T) {
+	d := testDir(t, filepath.Join(t.TempDir(), "state"))
+	started := time.Now()
+	snap := func() []Snapshot {
+		return []Snapshot{{Name: "db", Local: "127.0.0.1:1", Started: started}, {Name: "cache", Local: "127.0.0.1:2", Started: started}}
+	}
+	p := publishAllEvery(d, snap, 10*time.Millisecond, func(err error) { t.Errorf("publish: %v", err) })
+	var got []Snapshot
+	eventually(t, "two snapshots", func() bool {
+		var err error
+		got, err = d.Running()
+		return err == nil && len(got) == 2
+	})
+	for i, want := range []string{"db", "cache"} {
+		if got[i].Name != want || got[i].PID != os.Getpid() {
+			t.Errorf("snapshot %d: got name %q pid %d; want %q pid %d", i, got[i].Name, got[i].PID, want, os.Getpid())
+		}
+	}
+	p.Close()
+	if got, err := d.Running(); err != nil || len(got) != 0 {
+		t.Errorf("after Close: got %v, %v; want none", got, err)
+	}
+}
+
 // TestPublisherUnwritable: a running/ that is a regular file makes every
 // write fail (root ignores permission bits, not that); the publisher
 // reports it and keeps going, and Close still returns.
