@@ -209,7 +209,8 @@ func loadStats(path string) (statsView, error) {
 }
 
 // renderStats prints the tables of running forwarders and recent sessions,
-// or says plainly where it looked and why it found nothing.
+// or says plainly where it looked and why it found nothing. Uptimes count to
+// now, and times show in now's location (time.Now's is the local one).
 func renderStats(w io.Writer, v statsView, now time.Time) {
 	if v.missing {
 		fmt.Fprintf(w, "nothing recorded: the state directory %s does not exist yet\n", v.Dir)
@@ -253,7 +254,7 @@ func renderStats(w io.Writer, v statsView, now time.Time) {
 		if s.Totals.Failed > 0 {
 			failed = red
 		}
-		t.add(nameCell(named, s.Name, []string{s.ID, s.Local + " -> " + s.Remote, s.Ended.Local().Format("2006-01-02 15:04:05"),
+		t.add(nameCell(named, s.Name, []string{s.ID, s.Local + " -> " + s.Remote, s.Ended.In(now.Location()).Format("2006-01-02 15:04:05"),
 			humanDuration(s.Ended.Sub(s.Started)), fmt.Sprint(s.Totals.Connections), fmt.Sprint(s.Totals.Failed),
 			humanBytes(s.Totals.BytesUp), humanBytes(s.Totals.BytesDown), hitRateText(s.Pool)},
 			[]func(...any) string{nil, nil, nil, nil, nil, failed, nil, nil, hitRatePaint(s.Pool)}))

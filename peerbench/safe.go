@@ -54,7 +54,7 @@ func runExitHooks() {
 // process dies, which an unrecovered panic in a goroutine would not do.
 func crashed() {
 	if r := recover(); r != nil {
-		fmt.Fprintf(os.Stderr, "bench: panic: %v\n%s", r, debug.Stack())
+		fmt.Fprintf(os.Stderr, "peerbench: panic: %v\n%s", r, debug.Stack())
 		runExitHooks()
 		os.Exit(2)
 	}

@@ -87,12 +87,12 @@ func writeUntil(c net.Conn, stop <-chan struct{}, limit time.Duration) error {
 	return errors.New("writer ran past its time limit")
 }
 
-// conns: b.cfg.clients concurrent clients each connecting, sending a 64-byte
-// request, reading the 64-byte reply and closing, over and over. Counted in
-// a window after a warm-up.
+// conns: b.cfg.clients concurrent clients each connecting, sending one
+// HTTP/1.1 GET, reading its whole reply and closing, over and over. Counted
+// in a window after a warm-up.
 func (b *bench) conns(p peer) (map[string]float64, error) {
 	isWarmport := p.kind == kindWarmport
-	f, err := b.start(p, "", b.echo.addr(), isWarmport)
+	f, err := b.start(p, "", b.http.addr(), isWarmport)
 	if err != nil {
 		return nil, err
 	}
@@ -137,8 +137,7 @@ func (b *bench) conns(p peer) (map[string]float64, error) {
 
 // shortClient is one of the short-connection clients.
 func shortClient(addr string, stop <-chan struct{}, ok, failed *atomic.Int64, firstErr *atomic.Value) {
-	req := bytes.Repeat([]byte("0123456789abcdef"), 4) // 64 bytes
-	resp := make([]byte, len(req))
+	resp := make([]byte, len(httpReply))
 	end := time.Now().Add(5 * time.Minute) // a bound; stop comes long before
 	for time.Now().Before(end) {
 		select {
@@ -146,7 +145,7 @@ func shortClient(addr string, stop <-chan struct{}, ok, failed *atomic.Int64, fi
 			return
 		default:
 		}
-		if err := exchange(addr, req, resp); err != nil {
+		if err := exchange(addr, resp); err != nil {
 			failed.Add(1)
 			firstErr.CompareAndSwap(nil, err.Error())
 			time.Sleep(time.Millisecond) // no hot loop on a refusing listener
@@ -156,23 +155,23 @@ func shortClient(addr string, stop <-chan struct{}, ok, failed *atomic.Int64, fi
 	}
 }
 
-// exchange makes one connection, sends req, reads len(resp) bytes and checks
-// they echo req.
-func exchange(addr string, req, resp []byte) error {
+// exchange makes one connection, sends httpRequest, reads len(resp) bytes
+// and checks they are httpReply.
+func exchange(addr string, resp []byte) error {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write(req); err != nil {
+	if _, err := c.Write(httpRequest); err != nil {
 		return err
 	}
 	if _, err := io.ReadFull(c, resp); err != nil {
 		return err
 	}
-	if !bytes.Equal(req, resp) {
-		return errors.New("reply differs from request")
+	if !bytes.Equal(resp, httpReply) {
+		return fmt.Errorf("reply %.80q; want %.80q", resp, httpReply)
 	}
 	return nil
 }

@@ -25,14 +25,14 @@ var readyServeRE = regexp.MustCompile(`^READY (\S+)$`)
 // SIGKILL: the parent kills the group, and Pdeathsig covers its death).
 func runServe(args []string) int {
 	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: bench __serve ADDR")
+		fmt.Fprintln(os.Stderr, "usage: peerbench __serve ADDR")
 		return 2
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	s, err := startServer(args[0], echo)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench serve: %v\n", err)
+		fmt.Fprintf(os.Stderr, "peerbench serve: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(os.Stderr, "READY %s\n", s.addr())

@@ -6,7 +6,7 @@ package main
 // writes it to the other after holding it for oneWay (delayQueue). Both
 // directions together give a real round trip of 2*oneWay.
 //
-// The link runs in its own helper process ("bench __link", started by
+// The link runs in its own helper process ("peerbench __link", started by
 // startLink) so that it is torn down even when the benchmark itself is killed
 // with SIGKILL: the helper gets SIGTERM from the kernel (Pdeathsig) and EOF on
 // its stdin, and deletes both namespaces before exiting.
@@ -126,7 +126,7 @@ func (l *linkProc) close() {
 		for _, ns := range []string{nsCli, nsUp} {
 			if nsExists(ns) {
 				if err := run("ip", "netns", "del", ns); err != nil {
-					fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+					fmt.Fprintf(os.Stderr, "peerbench: %v\n", err)
 				}
 			}
 		}
@@ -152,7 +152,7 @@ func runLink() int {
 		return 1
 	}
 	if err := h.setup(); err != nil {
-		fmt.Fprintf(os.Stderr, "bench link: %v\n", err)
+		fmt.Fprintf(os.Stderr, "peerbench link: %v\n", err)
 		return 1
 	}
 	h.start()
@@ -163,7 +163,7 @@ func runLink() int {
 	case <-sigs:
 	case <-stdinClosed:
 	case err := <-h.failed:
-		fmt.Fprintf(os.Stderr, "bench link: relay failed: %v\n", err)
+		fmt.Fprintf(os.Stderr, "peerbench link: relay failed: %v\n", err)
 		return 1
 	}
 	return 0
@@ -282,14 +282,14 @@ func (h *linkHelper) teardown() {
 	for i := len(h.created) - 1; i >= 0; i-- {
 		ns := h.created[i]
 		if out, _ := exec.Command("ip", "netns", "pids", ns).Output(); len(strings.TrimSpace(string(out))) > 0 {
-			fmt.Fprintf(os.Stderr, "bench link: processes still in %s: %s\n", ns, strings.Join(strings.Fields(string(out)), " "))
+			fmt.Fprintf(os.Stderr, "peerbench link: processes still in %s: %s\n", ns, strings.Join(strings.Fields(string(out)), " "))
 		}
 		if err := run("ip", "netns", "del", ns); err != nil {
-			fmt.Fprintf(os.Stderr, "bench link: %v\n", err)
+			fmt.Fprintf(os.Stderr, "peerbench link: %v\n", err)
 		}
 	}
 	h.created = nil
 	if d := h.queues[0]; d != nil && d.dropped.Load()+h.queues[1].dropped.Load() > 0 {
-		fmt.Fprintf(os.Stderr, "bench link: %d packets dropped (queue full)\n", d.dropped.Load()+h.queues[1].dropped.Load())
+		fmt.Fprintf(os.Stderr, "peerbench link: %d packets dropped (queue full)\n", d.dropped.Load()+h.queues[1].dropped.Load())
 	}
 }

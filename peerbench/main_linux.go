@@ -1,11 +1,11 @@
-// Command bench measures warmport against a direct connection, socat,
+// Command peerbench measures warmport against a direct connection, socat,
 // systemd-socket-proxyd and HAProxy in one run: bulk throughput, short
 // connections per second, time to first byte over a 10 ms RTT link, and the
 // cost of idle connections. Run it as root from the repository root:
 //
-//	go run ./bench [-quick]
+//	go run ./peerbench [-quick]
 //
-// See bench/README.md.
+// See peerbench/README.md.
 package main
 
 import (
@@ -52,21 +52,23 @@ type config struct {
 	tests       []string
 	peerKinds   map[string]bool
 	warmportBin string
+	beforeBin   string // a second warmport whose rows run beside the first's
 	noInstall   bool
 }
 
 var errUsage = errors.New("usage")
 
 func parseFlags(args []string) (config, error) {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("peerbench", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "one short round (under 2 minutes) instead of five full ones (under 10)")
 	rounds := fs.Int("rounds", 0, "rounds over all peers (default 5, or 1 with -quick)")
 	tests := fs.String("tests", "bulk,conns,ttfb,idle", "tests to run, comma-separated")
 	peers := fs.String("peers", "direct,warmport,socat,systemd-socket-proxyd,haproxy", "peers to run, comma-separated")
 	warmportBin := fs.String("warmport", "", "use this warmport binary instead of building the repository's")
+	beforeBin := fs.String("warmport-before", "", "also run this (older) warmport binary: every warmport row gets a \"(before)\" twin, interleaved")
 	noInstall := fs.Bool("no-install", false, "do not apt-get install missing socat/haproxy; skip them")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: go run ./bench [flags]   (as root, from the repository root)\n")
+		fmt.Fprintf(fs.Output(), "usage: go run ./peerbench [flags]   (as root, from the repository root)\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -81,8 +83,21 @@ func parseFlags(args []string) (config, error) {
 	c := config{quick: *quick, rounds: 5, warmup: 500 * time.Millisecond, bulkTime: 3 * time.Second,
 		connTime: 3 * time.Second, clients: 50, ttfbClients: 200, idleConns: 2000, budget: 9 * time.Minute,
 		warmportBin: *warmportBin, noInstall: *noInstall, peerKinds: map[string]bool{}}
+	if *beforeBin != "" {
+		abs, err := filepath.Abs(*beforeBin)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			return config{}, fmt.Errorf("-warmport-before: %v", err)
+		}
+		c.beforeBin = abs
+	}
 	if c.quick {
 		c.rounds, c.warmup, c.bulkTime, c.connTime, c.budget = 1, 300*time.Millisecond, time.Second, time.Second, 100*time.Second
+	}
+	if c.beforeBin != "" { // six more rows: about 40% more time per round
+		c.budget = c.budget * 3 / 2
 	}
 	if *rounds > 0 {
 		c.rounds = min(*rounds, 20)
@@ -110,10 +125,11 @@ type bench struct {
 	tools  *tools
 	sink   *server // loopback upstreams
 	echo   *server
-	nsEcho string // the echo upstream inside wpb-up
-	nsPort int    // last port used inside wpb-cli
-	cfgN   int    // HAProxy configs written
-	nofile uint64 // RLIMIT_NOFILE of this process and its children
+	http   *server // the short-connection test's upstream
+	nsEcho string  // the echo upstream inside wpb-up
+	nsPort int     // last port used inside wpb-cli
+	cfgN   int     // HAProxy configs written
+	nofile uint64  // RLIMIT_NOFILE of this process and its children
 	res    *results
 }
 
@@ -137,7 +153,7 @@ func raiseNofile(want uint64) uint64 {
 	return lim.Cur
 }
 
-func logf(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...) }
+func logf(format string, a ...any) { fmt.Fprintf(os.Stderr, "peerbench: "+format+"\n", a...) }
 
 func runBench(args []string) (code int) {
 	began := time.Now()
@@ -180,14 +196,14 @@ func runBench(args []string) (code int) {
 		logf("%v", err)
 		return 1
 	}
-	if b.tmp, err = os.MkdirTemp("", "warmport-bench-"); err != nil {
+	if b.tmp, err = os.MkdirTemp("", "warmport-peerbench-"); err != nil {
 		logf("%v", err)
 		return 1
 	}
 	atExit(func() { os.RemoveAll(b.tmp) })
 	os.Setenv("WARMPORT_STATE_DIR", filepath.Join(b.tmp, "state")) // keep the user's state dir clean
 
-	b.tools = findTools(b.tmp, cfg.warmportBin, cfg.noInstall)
+	b.tools = findTools(b.tmp, cfg.warmportBin, cfg.beforeBin, cfg.noInstall)
 	for _, k := range sortedKeys(b.tools.missing) {
 		logf("skipping %s: %s", k, b.tools.missing[k])
 	}
@@ -220,7 +236,7 @@ func runBench(args []string) (code int) {
 	return 0
 }
 
-// startUpstreams starts the loopback sink and echo and, for the ttfb test,
+// startUpstreams starts the loopback sink, echo and HTTP server and, for the ttfb test,
 // the link and the echo inside wpb-up.
 func (b *bench) startUpstreams() error {
 	var err error
@@ -230,7 +246,10 @@ func (b *bench) startUpstreams() error {
 	if b.echo, err = startServer("127.0.0.1:0", echo); err != nil {
 		return err
 	}
-	atExit(func() { b.sink.close(); b.echo.close() })
+	if b.http, err = startServer("127.0.0.1:0", httpOK); err != nil {
+		return err
+	}
+	atExit(func() { b.sink.close(); b.echo.close(); b.http.close() })
 	if !slices.Contains(b.cfg.tests, testTTFB) {
 		return nil
 	}
@@ -285,7 +304,24 @@ func (b *bench) testList() []test {
 			continue
 		}
 		t.peers = slices.DeleteFunc(t.peers, func(p peer) bool { return !b.cfg.peerKinds[p.kind] || !b.tools.has(p.kind) })
+		if b.cfg.beforeBin != "" {
+			t.peers = withBefore(t.peers)
+		}
 		out = append(out, t)
+	}
+	return out
+}
+
+// withBefore puts after each warmport peer its twin that runs the
+// -warmport-before binary, so the round-robin interleaves the two builds.
+func withBefore(peers []peer) []peer {
+	var out []peer
+	for _, p := range peers {
+		out = append(out, p)
+		if p.kind == kindWarmport {
+			p.name, p.before = p.name+" (before)", true
+			out = append(out, p)
+		}
 	}
 	return out
 }

@@ -16,9 +16,10 @@ import (
 
 // A peer is one way of getting from the client to the upstream.
 type peer struct {
-	name  string   // row label
-	kind  string   // which program
-	flags []string // extra warmport flags (before LOCAL REMOTE)
+	name   string   // row label
+	kind   string   // which program
+	flags  []string // extra warmport flags (before LOCAL REMOTE)
+	before bool     // warmport: run the -warmport-before binary
 }
 
 const (
@@ -34,9 +35,10 @@ var (
 	pWarmport = peer{name: "warmport", kind: kindWarmport}
 	pWarm0    = peer{name: "warmport --warm 0", kind: kindWarmport, flags: []string{"--warm", "0"}}
 	pWarm2    = peer{name: "warmport --warm 2", kind: kindWarmport, flags: []string{"--warm", "2"}}
-	// pReuse recycles upstreams, which the short-connection echo allows (one
-	// request, one reply, a clean close); 64 idle ones cover 50 clients.
-	pReuse   = peer{name: "warmport --reuse --pool-max 64", kind: kindWarmport, flags: []string{"--reuse", "--pool-max", "64"}}
+	// pReuse recycles upstreams, which the short-connection test's HTTP/1.1
+	// exchange allows (a complete response, then the client's clean close);
+	// 64 idle ones cover 50 clients.
+	pReuse   = peer{name: "warmport --reuse http --pool-max 64", kind: kindWarmport, flags: []string{"--reuse", "http", "--pool-max", "64"}}
 	pSocat   = peer{name: "socat", kind: kindSocat}
 	pProxyd  = peer{name: "systemd-socket-proxyd", kind: kindProxyd}
 	pHAProxy = peer{name: "haproxy", kind: kindHAProxy}
@@ -48,17 +50,18 @@ var readyRE = regexp.MustCompile(`forwarding (\S+) -> \S+`)
 
 // tools are the peer programs found (or built) on this machine.
 type tools struct {
-	warmport, socat, haproxy, proxyd, activate string
-	missing                                    map[string]string // kind -> why it is skipped
-	versions                                   []string
+	warmport, before, socat, haproxy, proxyd, activate string
+	built                                              bool              // warmport was built from the working tree
+	missing                                            map[string]string // kind -> why it is skipped
+	versions                                           []string
 }
 
 func (t *tools) has(kind string) bool { _, gone := t.missing[kind]; return !gone }
 
 // findTools installs socat and HAProxy when missing (unless noInstall),
 // locates systemd-socket-proxyd and builds warmport (unless given a binary).
-func findTools(tmp, warmportBin string, noInstall bool) *tools {
-	t := &tools{missing: map[string]string{}}
+func findTools(tmp, warmportBin, beforeBin string, noInstall bool) *tools {
+	t := &tools{before: beforeBin, missing: map[string]string{}}
 	installMissing(noInstall)
 	var err error
 	if t.socat, err = exec.LookPath("socat"); err != nil {
@@ -82,6 +85,8 @@ func findTools(tmp, warmportBin string, noInstall bool) *tools {
 		t.warmport = warmportBin
 	} else if t.warmport, err = buildWarmport(tmp); err != nil {
 		t.missing[kindWarmport] = err.Error()
+	} else {
+		t.built = true
 	}
 	t.versions = t.versionLines()
 	return t
@@ -127,7 +132,7 @@ func installMissing(noInstall bool) {
 func buildWarmport(tmp string) (string, error) {
 	mod, err := os.ReadFile("go.mod")
 	if err != nil || !strings.Contains(string(mod), "module github.com/warmport/warmport\n") {
-		return "", errors.New("run from the warmport repository root (go run ./bench) or pass -warmport BINARY")
+		return "", errors.New("run from the warmport repository root (go run ./peerbench) or pass -warmport BINARY")
 	}
 	bin := filepath.Join(tmp, "warmport")
 	logf("building warmport: go build -o %s .", bin)
@@ -159,7 +164,14 @@ func (t *tools) versionLines() []string {
 	var v []string
 	if t.has(kindWarmport) {
 		rev, _ := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-		v = append(v, "warmport: "+t.warmport+" (repo HEAD "+strings.TrimSpace(string(rev))+" + working tree)")
+		from := ""
+		if t.built {
+			from = " (repo HEAD " + strings.TrimSpace(string(rev)) + " + working tree)"
+		}
+		v = append(v, "warmport: "+t.warmport+from+", "+first(t.warmport, "--version"))
+		if t.before != "" {
+			v = append(v, "warmport (before): "+t.before+", "+first(t.before, "--version"))
+		}
 	}
 	if t.has(kindSocat) {
 		out, _ := exec.Command(t.socat, "-V").CombinedOutput()
@@ -234,7 +246,11 @@ func (b *bench) tryStart(p peer, ns, upstream string, jsonOut bool) (*forwarder,
 	var watch *regexp.Regexp
 	switch p.kind {
 	case kindWarmport:
-		argv = append([]string{b.tools.warmport, "forward", "-q"}, p.flags...)
+		bin := b.tools.warmport
+		if p.before {
+			bin = b.tools.before
+		}
+		argv = append([]string{bin, "forward", "-q"}, p.flags...)
 		if jsonOut {
 			argv = append(argv, "--json")
 		}

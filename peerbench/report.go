@@ -139,8 +139,8 @@ func (r *results) tables(ri runInfo, peers map[string][]string) []*table {
 
 	if ps := peers[testConns]; len(ps) > 0 {
 		t := &table{
-			title: fmt.Sprintf("Short connections: %d clients, 64 B request + 64 B reply each, %s measured, %s",
-				ri.clients, ri.connTime, ri.roundsText()),
+			title: fmt.Sprintf("Short connections: %d clients, one HTTP/1.1 GET each (%d B request, %d B reply), %s measured, %s",
+				ri.clients, len(httpRequest), len(httpReply), ri.connTime, ri.roundsText()),
 			headers: []string{"peer", mConnsPerSec, "vs direct", mCPUPerConn, "failed conns", mHostCPU, "pool hits"},
 		}
 		base := r.med(testConns, directName, mConnsPerSec)

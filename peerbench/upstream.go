@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"sync"
@@ -81,6 +82,41 @@ func (s *server) close() {
 	s.conns = nil
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+// The short-connection test speaks HTTP/1.1, so that warmport's --reuse http
+// can recycle its upstreams: one GET per client connection, answered with a
+// Content-Length body on a connection the server keeps open for the next
+// request.
+var (
+	httpRequest = []byte("GET / HTTP/1.1\r\nHost: peerbench\r\n\r\n")
+	httpReply   = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 64\r\n\r\n" +
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+)
+
+// httpOK answers every request on c (a request line and headers; none of
+// the bench's requests has a body) with httpReply, until EOF.
+func httpOK(s *server, c net.Conn) {
+	buf := make([]byte, 0, 4<<10)
+	rd := make([]byte, 4<<10)
+	for {
+		n, err := c.Read(rd)
+		s.bytes.Add(int64(n))
+		buf = append(buf, rd[:n]...)
+		for {
+			i := bytes.Index(buf, []byte("\r\n\r\n"))
+			if i < 0 {
+				break
+			}
+			buf = append(buf[:0], buf[i+4:]...)
+			if _, werr := c.Write(httpReply); werr != nil {
+				return
+			}
+		}
+		if err != nil || len(buf) > 64<<10 { // EOF, or not a client of ours
+			return
+		}
+	}
 }
 
 // sink reads and discards until EOF, counting bytes (the bulk upstream).
