@@ -43,7 +43,8 @@ type Config struct {
 	MaxRecords int          // closed connections kept for the summary; 0 = DefaultMaxRecords
 
 	// OnClose, if set, is called once for each connection after it closed,
-	// from that connection's goroutine.
+	// in the order they ended per relay engine, never on an event loop: a
+	// slow OnClose delays later records, never a byte of another pair.
 	OnClose func(Record)
 }
 
@@ -64,10 +65,10 @@ type Forwarder struct {
 	quitOnce   sync.Once
 	serving    sync.WaitGroup // Serve itself
 	pairs      sync.WaitGroup // one per accepted connection
-	engine                    // what relays the pairs: an event loop on Linux, goroutines elsewhere
+	native                    // the platform's sockets and, on Linux, the event loops
 
-	nextID             atomic.Uint64
-	conns, failed      atomic.Uint64
+	nextID             atomic.Uint64 // the last pair's ID: also how many were accepted
+	failed             atomic.Uint64
 	bytesUp, bytesDown atomic.Int64
 	idleExit           atomic.Bool
 	noReset            atomic.Bool    // --reuse: the server lacks the protocol's reset; recycle nothing
@@ -101,7 +102,7 @@ func New(cfg Config) (*Forwarder, error) {
 		f.listener.Close()
 		return nil, err
 	}
-	if err := f.startEngine(); err != nil { // now, while fds are plentiful
+	if err := f.startNative(); err != nil { // now, while fds are plentiful
 		f.pool.Close()
 		f.listener.Close()
 		f.closeAccept()
@@ -181,7 +182,7 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 		}
 		c, err := f.accept()
 		if err != nil {
-			f.release()
+			f.freeSlot()
 			select {
 			case <-f.quit:
 				return f.serveResult()
@@ -242,7 +243,7 @@ func (f *Forwarder) acquire() bool {
 	}
 }
 
-func (f *Forwarder) release() {
+func (f *Forwarder) freeSlot() {
 	if f.sem != nil {
 		<-f.sem
 	}
@@ -295,15 +296,13 @@ func (f *Forwarder) armIdleLocked() {
 
 func (f *Forwarder) start(c *sock) {
 	p := &pair{f: f, id: f.nextID.Add(1), client: c, started: time.Now()}
-	p.toUp.p, p.toClient.p = p, p
-	f.placePair(p)
-	f.conns.Add(1)
+	p.engine = f.engineFor(p)
 	f.mu.Lock()
 	f.active[p.id] = p
 	f.armIdleLocked()
 	f.mu.Unlock()
 	f.pairs.Add(1)
-	if startsInline { // a warm upstream at hand: no dial, no goroutine
+	if p.engine.inline() { // a warm upstream at hand: no dial, no goroutine
 		if up, src, ok := f.pool.TryGet(); ok {
 			p.dial = time.Since(p.started) // the probe: what dial_ms says for a warm one
 			f.relay(p, up, src)
@@ -313,15 +312,15 @@ func (f *Forwarder) start(c *sock) {
 	go f.handle(p)
 }
 
-// handle borrows an upstream and relays; the pair completes (complete) when
-// both directions have finished, whichever goroutine that happens in.
+// handle borrows an upstream and relays in p's own goroutine.
 func (f *Forwarder) handle(p *pair) {
 	t0 := time.Now()
 	up, src, _, err := f.pool.Get(f.hardCtx)
 	p.dial = time.Since(t0)
 	if err != nil {
 		f.dialFailed(p, err)
-		f.finish(p)
+		p.client.Close()
+		f.record(p)
 		return
 	}
 	f.relay(p, up, src)
@@ -359,31 +358,44 @@ func (f *Forwarder) relay(p *pair, up *sock, src pool.Source) {
 	p.upstream.Store(up)
 	if p.aborted.Load() { // shutdown came during the dial
 		up.Close()
-		f.finish(p)
+		p.client.Close()
+		f.record(p)
 		return
 	}
-	p.start()
+	p.engine.relay(p)
 }
 
-// releaseUpstream stops p's idle timer and recycles or closes its upstream.
-func (f *Forwarder) releaseUpstream(p *pair) {
+// The one path by which every relayed pair ends: its engine calls complete
+// once both directions have ended, or the two halves, release on the loop
+// and record off it.
+
+// complete releases p's sockets and records it.
+func (f *Forwarder) complete(p *pair) {
+	f.release(p)
+	f.record(p)
+}
+
+// release stops p's idle timer, recycles or closes its upstream and closes
+// its client.
+func (f *Forwarder) release(p *pair) {
 	if t := p.idle.Load(); t != nil {
 		t.Stop()
 	}
 	recycle := p.recyclable()
-	f.unregister(p, recycle)
 	if up := p.upstream.Load(); recycle {
+		p.engine.detach(p)
 		f.reuseUpstream(up)
 	} else {
 		up.Close()
 	}
+	p.client.Close()
 }
 
-// finish records p, releases its MaxConns slot and lets Shutdown know.
-func (f *Forwarder) finish(p *pair) {
+// record records p, frees its MaxConns slot and lets Shutdown know; OnClose
+// runs here.
+func (f *Forwarder) record(p *pair) {
 	defer f.pairs.Done()
-	defer f.release()
-	p.client.Close()
+	defer f.freeSlot()
 	reason, err := p.outcome()
 	rec := Record{
 		ID:         p.id,
@@ -393,8 +405,8 @@ func (f *Forwarder) finish(p *pair) {
 		DialMS:     ms(p.dial),
 		Started:    p.started,
 		DurationMS: ms(time.Since(p.started)),
-		BytesUp:    p.up.Load(),
-		BytesDown:  p.down.Load(),
+		BytesUp:    p.bytesUp.Load(),
+		BytesDown:  p.bytesDown.Load(),
 		ClosedBy:   reason,
 	}
 	if err != nil {
@@ -452,7 +464,7 @@ func (f *Forwarder) Shutdown(ctx context.Context) *Summary {
 	}
 	f.hardCancel()
 	f.resets.Wait()
-	f.stopEngine()
+	f.stopNative()
 	f.pool.Close()
 	s := f.Summary()
 	return &s
@@ -484,7 +496,7 @@ func (f *Forwarder) Summary() Summary {
 // Totals counts every connection so far, open ones included.
 func (f *Forwarder) Totals() Totals {
 	return Totals{
-		Connections: f.conns.Load(),
+		Connections: f.nextID.Load(),
 		Failed:      f.failed.Load(),
 		BytesUp:     f.bytesUp.Load(),
 		BytesDown:   f.bytesDown.Load(),

@@ -121,12 +121,6 @@ func shutdown(t *testing.T, f *Forwarder, drain time.Duration) *Summary {
 	return f.Shutdown(ctx)
 }
 
-// stream is a TCP or Unix stream connection.
-type stream interface {
-	net.Conn
-	CloseWrite() error
-}
-
 // dialLocal connects to a forwarder's LOCAL: HOST:PORT or unix:PATH.
 func dialLocal(addr string) (stream, error) {
 	network := "tcp"

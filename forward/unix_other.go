@@ -1,4 +1,4 @@
-//go:build !linux || wpgoroutines
+//go:build !linux
 
 package forward
 
