@@ -63,7 +63,7 @@ func (copier) relay(p *pair) {
 	}
 	if err != nil {
 		p.abort(ClosedByError, err)
-		p.f.complete(p)
+		p.f.endPair(p)
 		return
 	}
 	cp.mu.Lock()
@@ -130,7 +130,7 @@ func (p *pair) endDirection(flag *atomic.Bool) {
 	flag.Store(true)
 	if p.cp.ended.Add(1) == 2 {
 		p.cp.dropStreams()
-		p.f.complete(p)
+		p.f.endPair(p)
 	}
 }
 

@@ -18,7 +18,7 @@ package forward
 // and the replay rule; may it be recycled: mayRecycle and recyclable; how the
 // pair ended: end, abort, outcome), the byte counters (count), the idle timer,
 // the abort (a reset to both peers), and the one release -> record path
-// (Forwarder.complete, then finish). What stays each engine's own is how it
+// (Forwarder.endPair: release, then record). What stays each engine's own is how it
 // waits and who runs a step: the loop is one goroutine that must never block,
 // so it hands the replay rule, a redial and the protocol's reset to other
 // goroutines and takes their outcome as a posted event; the copier blocks in
@@ -29,7 +29,7 @@ package forward
 type engine interface {
 	// relay moves p's bytes; p.client and p.upstream are set. When both
 	// directions have ended (cleanly, or after p.abort) the engine calls
-	// p.f.complete(p) exactly once (or its halves, release then record),
+	// p.f.endPair(p) exactly once (or its halves, release then record),
 	// from whichever goroutine saw the end.
 	relay(p *pair)
 	// inline: relay only registers p and returns at once, so the accept
@@ -39,7 +39,7 @@ type engine interface {
 	// wake makes the engine see p's abort at once: p.abort has reset both
 	// sockets and made its reason final.
 	wake(p *pair)
-	// detach takes p's upstream out of the engine before complete offers it
+	// detach takes p's upstream out of the engine before endPair offers it
 	// to the pool for another client.
 	detach(p *pair)
 }

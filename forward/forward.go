@@ -16,6 +16,7 @@ import (
 
 	"github.com/warmport/warmport/pool"
 	"github.com/warmport/warmport/recycle"
+	"github.com/warmport/warmport/session"
 )
 
 // DefaultDialTimeout bounds an upstream dial when Config.DialTimeout is zero.
@@ -55,7 +56,7 @@ type Forwarder struct {
 	ln        *net.TCPListener // listener, if TCP
 	localUnix string           // cfg.Local if it is unix:PATH, else ""
 	pool      *pool.Pool[*sock]
-	recs      *records
+	recs      *session.Ring
 	started   time.Time
 	sem       chan struct{} // nil when MaxConns is 0
 
@@ -85,7 +86,7 @@ func New(cfg Config) (*Forwarder, error) {
 	if cfg.Local == "" || cfg.Remote == "" {
 		return nil, errors.New("forward: Local and Remote are required")
 	}
-	f := &Forwarder{cfg: cfg, recs: newRecords(cfg.MaxRecords), quit: make(chan struct{}),
+	f := &Forwarder{cfg: cfg, recs: session.NewRing(cfg.MaxRecords), quit: make(chan struct{}),
 		active: make(map[uint64]*pair)}
 	if cfg.MaxConns > 0 {
 		f.sem = make(chan struct{}, cfg.MaxConns)
@@ -365,12 +366,12 @@ func (f *Forwarder) relay(p *pair, up *sock, src pool.Source) {
 	p.engine.relay(p)
 }
 
-// The one path by which every relayed pair ends: its engine calls complete
+// The one path by which every relayed pair ends: its engine calls endPair
 // once both directions have ended, or the two halves, release on the loop
 // and record off it.
 
-// complete releases p's sockets and records it.
-func (f *Forwarder) complete(p *pair) {
+// endPair releases p's sockets and records it.
+func (f *Forwarder) endPair(p *pair) {
 	f.release(p)
 	f.record(p)
 }
@@ -402,9 +403,9 @@ func (f *Forwarder) record(p *pair) {
 		Client:     remoteAddr(p.client),
 		Upstream:   p.upAddr,
 		Source:     p.source.String(),
-		DialMS:     ms(p.dial),
+		DialMS:     session.Millis(p.dial),
 		Started:    p.started,
-		DurationMS: ms(time.Since(p.started)),
+		DurationMS: session.Millis(time.Since(p.started)),
 		BytesUp:    p.bytesUp.Load(),
 		BytesDown:  p.bytesDown.Load(),
 		ClosedBy:   reason,
@@ -412,7 +413,7 @@ func (f *Forwarder) record(p *pair) {
 	if err != nil {
 		rec.Error = err.Error()
 	}
-	f.recs.add(rec)
+	f.recs.Add(rec)
 	f.mu.Lock()
 	delete(f.active, p.id)
 	f.armIdleLocked()
@@ -424,10 +425,8 @@ func (f *Forwarder) record(p *pair) {
 
 // growStack grows the calling goroutine's stack to 8 KiB in one step, while
 // it is a few frames deep: a new goroutine starts with 2 KiB, and the dial path
-// would otherwise grow it twice from deep inside net.Dialer, each time
-// copying and adjusting every frame on the stack (about 5% of the CPU a short
-// connection costs, per perf). growRelayStack does the same to 4 KiB, what a
-// direction needs.
+// would otherwise grow it twice from deep inside its calls, each time
+// copying and adjusting every frame on the stack.
 //
 //go:noinline
 func growStack() {
@@ -437,8 +436,6 @@ func growStack() {
 
 //go:noinline
 func touchStack(pad []byte) { pad[len(pad)-1] = 1 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Shutdown stops accepting, waits until every connection has ended or ctx is
 // done, then aborts the rest (closed_by "shutdown"), closes the pool and
@@ -480,7 +477,7 @@ func (f *Forwarder) Active() int {
 // Summary is the session so far: kept records, totals including the bytes
 // of connections still open, and the pool's counters.
 func (f *Forwarder) Summary() Summary {
-	recs, dropped := f.recs.snapshot()
+	recs, dropped := f.recs.Snapshot()
 	return Summary{
 		Local:       f.Addr().String(),
 		Remote:      f.cfg.Remote,

@@ -242,7 +242,7 @@ func (l *loop) run() {
 				l.evs[i] = nil
 				continue
 			}
-			l.evs[i] = l.pairs[key/2] // nil: a late event of a pair that completed
+			l.evs[i] = l.pairs[key/2] // nil: a late event of a pair that ended
 		}
 		l.mu.Unlock()
 		for i := range events[:n] {

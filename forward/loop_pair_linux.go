@@ -21,7 +21,7 @@ type dir struct {
 	readable bool   // src signalled input and was not read to EAGAIN since
 	hup      bool   // src's peer signalled its end: a short read may not be the last one
 	eof      bool   // src reached EOF; dst gets it once the bytes before it are through
-	fin      bool
+	ended    bool   // d has ended: its EOF passed on, or stopped for a recycle, or the pair aborted
 }
 
 // loopPair is the loop's state of a pair.
@@ -86,7 +86,7 @@ func (l *loop) event(p *pair, upstream bool, ev uint32) {
 func (l *loop) step(d *dir) {
 	p := d.p
 	toUp := d == &p.lp.toUp
-	for !d.fin && !p.aborted.Load() && !p.lp.redialing {
+	for !d.ended && !p.aborted.Load() && !p.lp.redialing {
 		dst, src := p.client, p.upstream.Load()
 		if toUp {
 			dst, src = src, p.client
@@ -128,7 +128,7 @@ func (l *loop) step(d *dir) {
 			d.hasPipe = false
 		}
 		if d.eof {
-			l.ended(d)
+			l.sourceEnded(d)
 			return
 		}
 		if !toUp && p.recycling {
@@ -280,11 +280,11 @@ func (l *loop) moved(d *dir, n int) {
 	}
 }
 
-// ended: d's source reached EOF and everything before it is through. Pass
+// sourceEnded: d's source reached EOF and everything before it is through. Pass
 // the EOF on (half-close), or with --reuse stop reading the upstream so it
-// can go back to the pool unharmed. When the other direction has finished
-// already, complete closes both sockets, and the close sends the FIN.
-func (l *loop) ended(d *dir) {
+// can go back to the pool unharmed. When the other direction has ended
+// already, endIfBoth closes both sockets, and the close sends the FIN.
+func (l *loop) sourceEnded(d *dir) {
 	p := d.p
 	if d == &p.lp.toClient {
 		if p.shouldRedial(nil) {
@@ -292,31 +292,31 @@ func (l *loop) ended(d *dir) {
 			return
 		}
 		p.remoteEnded()
-		d.fin = true
-		if !p.lp.toUp.fin {
+		d.ended = true
+		if !p.lp.toUp.ended {
 			p.client.CloseWrite()
 		}
-		l.finished(p)
+		l.endIfBoth(p)
 		return
 	}
 	recycling := p.clientEnded(nil)
-	d.fin = true
-	if recycling && !p.lp.toClient.fin {
+	d.ended = true
+	if recycling && !p.lp.toClient.ended {
 		l.step(&p.lp.toClient) // it stops once nothing is in flight
 		return
 	}
-	if !p.lp.toClient.fin {
+	if !p.lp.toClient.ended {
 		p.upstream.Load().CloseWrite()
 	}
-	l.finished(p)
+	l.endIfBoth(p)
 }
 
 // interrupt stops the upstream->client direction between chunks, for the
 // recycle the client's clean close asked for.
 func (l *loop) interrupt(p *pair) {
 	p.upstreamReaderStopped()
-	p.lp.toClient.fin = true
-	l.finished(p)
+	p.lp.toClient.ended = true
+	l.endIfBoth(p)
 }
 
 // failed: a read or write of p's failed; upstream says it was on the
@@ -366,7 +366,7 @@ func (l *loop) news(p *pair) {
 	_, live := l.pairs[p.id]
 	l.mu.Unlock()
 	if !live {
-		return // completed already, or not registered yet (start posts again)
+		return // ended already, or not registered yet (start posts again)
 	}
 	if p.lp.redialing {
 		p.mu.Lock()
@@ -399,8 +399,8 @@ func (l *loop) news(p *pair) {
 		}
 	}
 	if p.aborted.Load() {
-		p.lp.toUp.fin, p.lp.toClient.fin = true, true
-		l.finished(p)
+		p.lp.toUp.ended, p.lp.toClient.ended = true, true
+		l.endIfBoth(p)
 	}
 }
 
@@ -420,8 +420,8 @@ func (l *loop) swap(p *pair, c *sock, d time.Duration) {
 	}
 	p.lp.toUp.pend, p.lp.written = replay, 0
 	p.lp.toClient.readable, p.lp.toClient.eof, p.lp.toClient.hup = false, false, false
-	if p.lp.toUp.fin { // the client's EOF came: pass it on after the replay
-		p.lp.toUp.fin, p.lp.toUp.eof = false, true
+	if p.lp.toUp.ended { // the client's EOF came: pass it on after the replay
+		p.lp.toUp.ended, p.lp.toUp.eof = false, true
 	}
 	if err := l.addSocket(p, true); err != nil {
 		p.abort(ClosedByError, err)
@@ -431,11 +431,11 @@ func (l *loop) swap(p *pair, c *sock, d time.Duration) {
 	l.step(&p.lp.toClient)
 }
 
-// finished completes p once both directions are done: its upstream is
-// recycled or closed, its client closed, and the record goes to the
-// finisher.
-func (l *loop) finished(p *pair) {
-	if !p.lp.toUp.fin || !p.lp.toClient.fin {
+// endIfBoth ends p once both directions have ended: its upstream is
+// recycled or closed, its client closed (release, here on the loop), and
+// the record goes to the recorder.
+func (l *loop) endIfBoth(p *pair) {
+	if !p.lp.toUp.ended || !p.lp.toClient.ended {
 		return
 	}
 	l.mu.Lock()

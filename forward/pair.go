@@ -91,7 +91,7 @@ func (p *pair) shouldRedial(err error) bool {
 // runs locked with that decision under mu too, so a redial, which swaps the
 // upstream under mu, comes wholly before it or sees clientEOF.
 func (p *pair) clientEnded(locked func(recycling bool)) bool {
-	p.end(ClosedByClient)
+	p.cleanEnd(ClosedByClient)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clientEOF = true
@@ -104,7 +104,7 @@ func (p *pair) clientEnded(locked func(recycling bool)) bool {
 
 // remoteEnded: the upstream sent EOF and every byte before it is through;
 // the client gets the EOF (half-close).
-func (p *pair) remoteEnded() { p.end(ClosedByRemote) }
+func (p *pair) remoteEnded() { p.cleanEnd(ClosedByRemote) }
 
 // upstreamReaderStopped notes that the upstream's reader stopped cleanly
 // between chunks for the recycle clientEnded decided.
@@ -136,7 +136,7 @@ func (p *pair) fail(err error) {
 //
 // An abort stays an abort: each peer gets a reset (SO_LINGER 0, then close),
 // never the FIN a close sends, so a stream cut off by a peer's reset, the
-// idle timeout, a drain that gave up or a failed replay never looks complete
+// idle timeout, a drain that gave up or a failed replay never looks whole
 // to a protocol that ends at EOF. Clean ends never come here: they pass the
 // EOF on (half-close) and close once both directions are through.
 func (p *pair) abort(reason string, err error) {
@@ -155,8 +155,8 @@ func (p *pair) abort(reason string, err error) {
 	p.engine.wake(p)
 }
 
-// end records a clean end; the first one wins, and an abort overrides it.
-func (p *pair) end(reason string) {
+// cleanEnd records a clean end; the first one wins, and an abort overrides it.
+func (p *pair) cleanEnd(reason string) {
 	p.endMu.Lock()
 	if p.closedBy == "" {
 		p.closedBy = reason
