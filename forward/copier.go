@@ -29,8 +29,9 @@ type copier struct{}
 
 // copyPair is the copier's state of a pair.
 type copyPair struct {
-	mu               sync.Mutex // guards client, upstream and dropped; never held while p.mu is taken
-	client, upstream stream     // p's sockets as streams (streamOf); upstream is swapped by a redial under p.mu too
+	mu               sync.Mutex // guards client, upstream, upOwned and dropped; never held while p.mu is taken
+	client, upstream stream     // p's ends as streams (streamFor); upstream is swapped by a redial under p.mu too
+	upOwned          bool       // upstream is the copier's own (a socket's duplicate), dropped with the pair
 	dropped          bool       // the streams were let go (dropStreams): any set later is dropped at once
 
 	ended       atomic.Int32 // directions that have ended
@@ -55,8 +56,9 @@ func (copier) relay(p *pair) {
 	cp := p.cp
 	c, err := streamOf(p.client)
 	var u stream
+	var owned bool
 	if err == nil {
-		u, err = streamOf(p.upstream.Load())
+		u, owned, err = streamFor(p.currentUpstream())
 		if err != nil {
 			dropStream(c)
 		}
@@ -67,12 +69,14 @@ func (copier) relay(p *pair) {
 		return
 	}
 	cp.mu.Lock()
-	cp.client, cp.upstream = c, u
+	cp.client, cp.upstream, cp.upOwned = c, u, owned
 	dropped := cp.dropped
 	cp.mu.Unlock()
 	if dropped { // an abort came first: its wake found no streams to drop
 		dropStream(c)
-		dropStream(u)
+		if owned {
+			dropStream(u)
+		}
 	}
 	p.startIdleTimer()
 	go p.clientToUpstream()
@@ -89,7 +93,7 @@ func (copier) detach(*pair) {}
 // dropStreams lets both streams go (dropStream), once.
 func (cp *copyPair) dropStreams() {
 	cp.mu.Lock()
-	c, u, dropped := cp.client, cp.upstream, cp.dropped
+	c, u, owned, dropped := cp.client, cp.upstream, cp.upOwned, cp.dropped
 	cp.dropped = true
 	cp.mu.Unlock()
 	if dropped {
@@ -98,7 +102,7 @@ func (cp *copyPair) dropStreams() {
 	if c != nil {
 		dropStream(c)
 	}
-	if u != nil {
+	if u != nil && owned {
 		dropStream(u)
 	}
 }
@@ -110,19 +114,37 @@ func (cp *copyPair) upstreamStream() stream {
 	return cp.upstream
 }
 
-// setUpstream puts u in place of the upstream stream (a redial's), which
-// it lets go; if the streams were dropped meanwhile, u is dropped too.
-func (cp *copyPair) setUpstream(u stream) {
+// setUpstream puts u in place of the upstream stream (a redial's), letting
+// the old one go; if the streams were dropped meanwhile, u is dropped too.
+func (cp *copyPair) setUpstream(u stream, owned bool) {
 	cp.mu.Lock()
-	old, dropped := cp.upstream, cp.dropped
-	cp.upstream = u
+	old, oldOwned, dropped := cp.upstream, cp.upOwned, cp.dropped
+	cp.upstream, cp.upOwned = u, owned
 	cp.mu.Unlock()
-	if old != nil && !dropped {
+	if old != nil && oldOwned && !dropped {
 		dropStream(old)
 	}
-	if dropped {
+	if dropped && owned {
 		dropStream(u)
 	}
+}
+
+// streamFor is up as the copier relays it: a socket through streamOf
+// (owned: the copier drops it), a Stream as it is (its pair closes it).
+func streamFor(up upConn) (u stream, owned bool, err error) {
+	if s, ok := up.(*sock); ok {
+		u, err = streamOf(s)
+		return u, true, err
+	}
+	return up.(Stream), false, nil
+}
+
+// currentUpstream is p's upstream, whichever kind it is.
+func (p *pair) currentUpstream() upConn {
+	if s := p.upStream.Load(); s != nil {
+		return *s
+	}
+	return p.upstream.Load()
 }
 
 // endDirection: one direction has ended; the second to end ends the pair.
@@ -167,7 +189,7 @@ func (p *pair) clientToUpstream() {
 func (p *pair) upstreamToClient() {
 	cp := p.cp
 	for {
-		upSock, up := p.upstream.Load(), cp.upstreamStream()
+		old, up := p.currentUpstream(), cp.upstreamStream()
 		bp := getBuf()
 		n, err := up.Read(*bp)
 		if n > 0 {
@@ -196,8 +218,8 @@ func (p *pair) upstreamToClient() {
 		if err != io.EOF {
 			cause = err
 		}
-		if n == 0 && p.shouldRedial(cause) && p.mayReplay(upSock) {
-			if p.redial(upSock) {
+		if n == 0 && p.shouldRedial(cause) && p.mayReplay(old) {
+			if p.redial(old) {
 				continue
 			}
 			break

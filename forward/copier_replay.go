@@ -42,13 +42,15 @@ func (p *pair) writeUp(b []byte) (int64, error) {
 // mayReplay applies the replay rule to old, a pooled upstream that failed
 // in the replay window; it runs once per pair. When the rule says no, the
 // window closes and the failure goes to the client as it is.
-func (p *pair) mayReplay(old *sock) bool {
+func (p *pair) mayReplay(old upConn) bool {
 	p.mu.Lock()
 	p.redialed = true
 	p.mu.Unlock()
 	p.cp.windowMu.Lock()
 	defer p.cp.windowMu.Unlock()
-	if replayable(old, p.cp.written) {
+	// A Stream has no kernel to ask: only case 1 of the rule replays.
+	s, isSock := old.(*sock)
+	if isSock && replayable(s, p.cp.written) || !isSock && p.cp.written == 0 {
 		return true
 	}
 	p.mu.Lock()
@@ -60,14 +62,14 @@ func (p *pair) mayReplay(old *sock) bool {
 // redial replaces a pooled upstream that the replay rule found never
 // consumed the client's first bytes with a fresh one and replays them on it.
 // It runs once: a fresh dial's failure is the client's error, never retried.
-func (p *pair) redial(old *sock) bool {
+func (p *pair) redial(old upConn) bool {
 	old.Close()
 	c, d, err := p.f.pool.Replace(p.f.hardCtx)
 	if err != nil {
 		p.f.dialFailed(p, err)
 		return false
 	}
-	u, err := streamOf(c)
+	u, owned, err := streamFor(c)
 	if err != nil {
 		c.Close()
 		p.fail(err)
@@ -77,8 +79,8 @@ func (p *pair) redial(old *sock) bool {
 	// overtake the replay. abort does not need mu and closes c if it must.
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.upstream.Store(c)
-	p.cp.setUpstream(u)
+	p.setUpstream(c)
+	p.cp.setUpstream(u, owned)
 	p.source, p.dial = pool.Cold, d
 	replay := p.replay
 	p.replayOn, p.replay = false, nil

@@ -33,6 +33,10 @@ type Config struct {
 	Remote string // address to dial: HOST:PORT or unix:PATH; required
 
 	DialTimeout time.Duration // 0 = DefaultDialTimeout
+	// DialStream, if set, reaches Remote as a Stream (TLS, an SSH channel)
+	// instead of a socket of the forwarder's own; ctx carries the dial
+	// timeout. Remote then only names the upstream. nil: dial Remote.
+	DialStream  func(ctx context.Context) (Stream, error)
 	IdleTimeout time.Duration // close a pair after this long with no byte either way; 0 = never
 	MaxConns    int           // clients relayed at once, extra ones wait in the backlog; 0 = no limit
 	ExitIdle    time.Duration // Serve returns ErrIdle after this long with no connection; 0 = never
@@ -55,7 +59,7 @@ type Forwarder struct {
 	listener  net.Listener     // a *net.TCPListener or, for unix:PATH, a *net.UnixListener
 	ln        *net.TCPListener // listener, if TCP
 	localUnix string           // cfg.Local if it is unix:PATH, else ""
-	pool      *pool.Pool[*sock]
+	pool      *pool.Pool[upConn]
 	recs      *session.Ring
 	started   time.Time
 	sem       chan struct{} // nil when MaxConns is 0
@@ -99,7 +103,7 @@ func New(cfg Config) (*Forwarder, error) {
 	if f.listener, err = f.listen(); err != nil {
 		return nil, err
 	}
-	if f.pool, err = pool.New(pool.WithDial(cfg.Pool, f.dialUpstream)); err != nil {
+	if f.pool, err = pool.New(pool.WithDial(cfg.Pool, f.dial)); err != nil {
 		f.listener.Close()
 		return nil, err
 	}
@@ -347,16 +351,16 @@ func (f *Forwarder) dialFailed(p *pair, err error) {
 var afterBorrow func(src pool.Source)
 
 // relay starts relaying p with upstream up.
-func (f *Forwarder) relay(p *pair, up *sock, src pool.Source) {
+func (f *Forwarder) relay(p *pair, up upConn, src pool.Source) {
 	if afterBorrow != nil {
 		afterBorrow(src)
 	}
-	p.source, p.upAddr = src, remoteAddr(up)
+	p.source, p.upAddr = src, upstreamAddr(up)
 	if f.cfg.Reuse != nil {
 		p.tracker = f.cfg.Reuse.NewTracker() // a fresh dial, or a clean (and reset) one
 	}
 	p.replayOn = src != pool.Cold
-	p.upstream.Store(up)
+	p.setUpstream(up)
 	if p.aborted.Load() { // shutdown came during the dial
 		up.Close()
 		p.client.Close()
@@ -383,11 +387,11 @@ func (f *Forwarder) release(p *pair) {
 		t.Stop()
 	}
 	recycle := p.recyclable()
-	if up := p.upstream.Load(); recycle {
+	if recycle {
 		p.engine.detach(p)
-		f.reuseUpstream(up)
+		f.reuseUpstream(p.upstream.Load())
 	} else {
-		up.Close()
+		p.closeUpstream()
 	}
 	p.client.Close()
 }
@@ -465,37 +469,4 @@ func (f *Forwarder) Shutdown(ctx context.Context) *Summary {
 	f.pool.Close()
 	s := f.Summary()
 	return &s
-}
-
-// Active is the number of connections open right now.
-func (f *Forwarder) Active() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.active)
-}
-
-// Summary is the session so far: kept records, totals including the bytes
-// of connections still open, and the pool's counters.
-func (f *Forwarder) Summary() Summary {
-	recs, dropped := f.recs.Snapshot()
-	return Summary{
-		Local:       f.Addr().String(),
-		Remote:      f.cfg.Remote,
-		Started:     f.started,
-		Ended:       time.Now(),
-		Connections: recs,
-		Dropped:     dropped,
-		Totals:      f.Totals(),
-		Pool:        f.pool.Stats(),
-	}
-}
-
-// Totals counts every connection so far, open ones included.
-func (f *Forwarder) Totals() Totals {
-	return Totals{
-		Connections: f.nextID.Load(),
-		Failed:      f.failed.Load(),
-		BytesUp:     f.bytesUp.Load(),
-		BytesDown:   f.bytesDown.Load(),
-	}
 }

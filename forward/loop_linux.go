@@ -110,10 +110,10 @@ func (f *Forwarder) startNative() error {
 }
 
 // engineFor picks p's engine: the loop for a pair whose ends are both the
-// forwarder's own sockets (every pair, until an upstream kind that is a
-// stream comes), the copier when a test asks for it.
+// forwarder's own sockets, the copier for a Stream upstream (DialStream) or
+// when a test asks for it.
 func (f *Forwarder) engineFor(p *pair) engine {
-	if testEngine == "copier" {
+	if testEngine == "copier" || f.cfg.DialStream != nil {
 		p.cp = new(copyPair)
 		return copier{}
 	}

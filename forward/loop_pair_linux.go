@@ -351,7 +351,8 @@ func (l *loop) redial(p *pair, cause error) {
 			return
 		}
 		old.Close()
-		c, d, err := p.f.pool.Replace(p.f.hardCtx)
+		up, d, err := p.f.pool.Replace(p.f.hardCtx)
+		c, _ := up.(*sock) // the loop relays sockets only
 		p.mu.Lock()
 		p.lp.redialDone = true
 		p.lp.redialConn, p.lp.redialDur, p.lp.redialErr = c, d, err

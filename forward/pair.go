@@ -26,10 +26,11 @@ type pair struct {
 	lp     loopPair  // the event loop's state of the pair (empty where there is no loop)
 	cp     *copyPair // the copier's state of the pair; nil on the loop
 
-	upstream           atomic.Pointer[sock] // swapped only by a replay redial
-	bytesUp, bytesDown atomic.Int64         // client->upstream, upstream->client
-	last               atomic.Int64         // unix ns of the last byte either way (IdleTimeout only)
-	aborted            atomic.Bool          // a reason is final: errors from here on are our own closes
+	upstream           atomic.Pointer[sock]   // the upstream if it is a socket; swapped only by a replay redial
+	upStream           atomic.Pointer[Stream] // the upstream if it is a Stream (upstream.go); swapped likewise
+	bytesUp, bytesDown atomic.Int64           // client->upstream, upstream->client
+	last               atomic.Int64           // unix ns of the last byte either way (IdleTimeout only)
+	aborted            atomic.Bool            // a reason is final: errors from here on are our own closes
 	idle               atomic.Pointer[time.Timer]
 
 	endMu    sync.Mutex // guards closedBy and err only, so abort never waits on mu
@@ -151,6 +152,9 @@ func (p *pair) abort(reason string, err error) {
 	resetClose(p.client)
 	if up := p.upstream.Load(); up != nil {
 		resetClose(up)
+	}
+	if s := p.upStream.Load(); s != nil {
+		(*s).Abort()
 	}
 	p.engine.wake(p)
 }

@@ -89,6 +89,24 @@ func TestRelayHalfCloseGetsWholeReply(t *testing.T) {
 
 // roundTrip sends size random bytes, shuts down its write side, and checks
 // the reply that replyAfterEOF sends only after EOF, byte for byte.
+// roundTrips makes clients round trips of random sizes at once through
+// addr, fails the test on any error, and returns the bytes sent up.
+func roundTrips(t *testing.T, addr string, clients int) (up int64) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, clients)
+	for i := range clients {
+		size := rand.IntN(1 << 20)
+		up += int64(size)
+		wg.Go(func() { errs[i] = roundTrip(addr, size) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Error(err)
+	}
+	return up
+}
+
 func roundTrip(addr string, size int) error {
 	c, err := dialLocal(addr)
 	if err != nil {

@@ -38,7 +38,7 @@ func (p *pair) track(toUp bool, b []byte) {
 // mayRecycle: the client ended cleanly and every byte it sent is through;
 // may its upstream go to another client?
 func (p *pair) mayRecycle() bool {
-	if p.tracker == nil || p.f.noReset.Load() {
+	if p.tracker == nil || p.f.noReset.Load() || p.upStream.Load() != nil {
 		return false
 	}
 	p.trackMu.Lock()

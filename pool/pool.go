@@ -66,13 +66,12 @@ type Conn interface {
 	Close() error
 }
 
-// Prober is a Conn that checks itself, without waiting: err non-nil means
-// dead (discarded, counted stale); unread means bytes are held for the
-// client (a greeting), so a Reused connection with them is discarded and Put
-// refuses one (ErrUnread). Put calls it too: it must tell a connection whose
-// write side was closed as dead.
+// Prober is a Conn that checks itself, without waiting: an error means dead
+// (discarded, counted stale); nil means it may be handed out, with any
+// greeting it holds kept for the client. Whether bytes are unread stays
+// unknown to the pool, so Put never takes a Prober back (ErrUnchecked).
 type Prober interface {
-	Probe() (unread bool, err error)
+	Probe() error
 }
 
 var errNoConn = errors.New("pool: Dial returned neither a connection nor an error")

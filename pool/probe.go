@@ -19,11 +19,10 @@ const (
 func check(c any, strict bool) (health, error) {
 	switch c := c.(type) {
 	case Prober:
-		unread, err := c.Probe()
-		if unread {
-			return pending, err
+		if err := c.Probe(); err != nil {
+			return quiet, err
 		}
-		return quiet, err
+		return unknown, nil
 	case syscall.Conn:
 		clearDeadline(c)
 		return probe(c, strict)

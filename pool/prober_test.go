@@ -3,77 +3,72 @@ package pool
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 )
 
 // selfChecked is a Conn that checks itself (Prober), as a TLS connection or
-// an SSH channel would through the forwarder's adapter.
+// an SSH channel does.
 type selfChecked struct {
-	unread bool
-	err    error
-	closed bool
+	dead   atomic.Bool
+	probes atomic.Int64
+	closed atomic.Bool
 }
 
-func (c *selfChecked) Probe() (bool, error) { return c.unread, c.err }
-func (c *selfChecked) Close() error         { c.closed = true; return nil }
+func (c *selfChecked) Probe() error {
+	c.probes.Add(1)
+	if c.dead.Load() {
+		return errors.New("dead")
+	}
+	return nil
+}
+func (c *selfChecked) Close() error { c.closed.Store(true); return nil }
 
 // unchecked is a Conn with no way to be checked: neither Prober nor a socket.
-type unchecked struct{ closed bool }
+type unchecked struct{ closed atomic.Bool }
 
-func (c *unchecked) Close() error { c.closed = true; return nil }
+func (c *unchecked) Close() error { c.closed.Store(true); return nil }
 
-func newTestPool[C Conn](t *testing.T) *Pool[C] {
+// warmPool returns a pool that keeps one connection warm, dialed by dial.
+func warmPool[C Conn](t *testing.T, dial func() C) *Pool[C] {
 	t.Helper()
-	p, err := New(Config[C]{Dial: func(context.Context) (C, error) {
-		var zero C
-		return zero, errors.New("no dials in this test")
-	}})
+	p, err := New(Config[C]{Warm: 1, Dial: func(context.Context) (C, error) { return dial(), nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
+	waitFor(t, "the warm connection", func() bool { return p.Stats().Idle == 1 })
 	return p
 }
 
-// Put and TryGet ask a Prober, and only it: a dead one is refused and
-// closed, one holding bytes is refused (Put) or discarded (a Reused one on
-// borrow), a quiet one is taken and handed out.
+// A Prober is asked on borrow, and only it decides: a live one is handed
+// out, a dead one closed and counted stale; Put never takes one back, since
+// the pool cannot tell whether bytes wait on it.
 func TestProberDecides(t *testing.T) {
-	dead := errors.New("dead")
-	for _, tt := range []struct {
-		name         string
-		atPut, atGet selfChecked // what Probe says at Put, then at TryGet
-		putErr       error
-		handedOut    bool
-	}{
-		{"quiet", selfChecked{}, selfChecked{}, nil, true},
-		{"dead at put", selfChecked{err: dead}, selfChecked{}, ErrDead, false},
-		{"unread at put", selfChecked{unread: true}, selfChecked{}, ErrUnread, false},
-		{"dead at borrow", selfChecked{}, selfChecked{err: dead}, nil, false},
-		{"unread at borrow", selfChecked{}, selfChecked{unread: true}, nil, false},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			p := newTestPool[*selfChecked](t)
-			c := &tt.atPut
-			if err := p.Put(c); !errors.Is(err, tt.putErr) || (err == nil) != (tt.putErr == nil) {
-				t.Fatalf("Put: %v; want %v", err, tt.putErr)
-			}
-			if tt.putErr != nil {
-				if !c.closed {
-					t.Fatal("a refused connection was not closed")
-				}
-				return
-			}
-			c.unread, c.err = tt.atGet.unread, tt.atGet.err
+	for _, dead := range []bool{false, true} {
+		t.Run(map[bool]string{false: "alive", true: "dead"}[dead], func(t *testing.T) {
+			var made []*selfChecked
+			p := warmPool(t, func() *selfChecked {
+				c := &selfChecked{}
+				c.dead.Store(dead)
+				made = append(made, c)
+				return c
+			})
+			first := made[0]
 			got, src, ok := p.TryGet()
-			if ok != tt.handedOut {
-				t.Fatalf("TryGet: ok %v; want %v", ok, tt.handedOut)
+			if first.probes.Load() == 0 {
+				t.Fatal("TryGet handed out or discarded a Prober without asking it")
 			}
-			if ok && (got != c || src != Reused) {
-				t.Fatalf("TryGet: %p from %v; want %p, reused", got, src, c)
+			if ok != !dead || (ok && (got != first || src != Warm)) {
+				t.Fatalf("TryGet: %p, %v, %v; want the warm one handed out: %v", got, src, ok, !dead)
 			}
-			if !ok && (!c.closed || p.Stats().Stale != 1) {
-				t.Fatalf("discarded: closed %v, stats %+v; want closed and counted stale", c.closed, p.Stats())
+			if dead && (!first.closed.Load() || p.Stats().Stale == 0) {
+				t.Fatalf("dead: closed %v, stats %+v; want closed and counted stale", first.closed.Load(), p.Stats())
+			}
+			if ok {
+				if err := p.Put(got); !errors.Is(err, ErrUnchecked) || !got.closed.Load() {
+					t.Fatalf("Put: %v, closed %v; want ErrUnchecked and closed", err, got.closed.Load())
+				}
 			}
 		})
 	}
@@ -81,9 +76,13 @@ func TestProberDecides(t *testing.T) {
 
 // A Conn the pool cannot check is never taken back.
 func TestPutUnchecked(t *testing.T) {
-	p := newTestPool[*unchecked](t)
+	p, err := New(Config[*unchecked]{Dial: func(context.Context) (*unchecked, error) { return nil, errors.New("unused") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
 	c := &unchecked{}
-	if err := p.Put(c); !errors.Is(err, ErrUnchecked) || !c.closed {
-		t.Fatalf("Put: %v, closed %v; want ErrUnchecked and closed", err, c.closed)
+	if err := p.Put(c); !errors.Is(err, ErrUnchecked) || !c.closed.Load() {
+		t.Fatalf("Put: %v, closed %v; want ErrUnchecked and closed", err, c.closed.Load())
 	}
 }
