@@ -24,10 +24,8 @@ type stream interface {
 	CloseWrite() error
 }
 
-// copier is the portable engine; it keeps its state in each pair's copyPair.
-type copier struct{}
-
-// copyPair is the copier's state of a pair.
+// copyPair is the copier's state of a pair, and the pair's engine: the
+// copier needs no state of its own beyond its pairs'.
 type copyPair struct {
 	mu               sync.Mutex // guards client, upstream, upOwned and dropped; never held while p.mu is taken
 	client, upstream stream     // p's ends as streams (streamFor); upstream is swapped by a redial under p.mu too
@@ -48,12 +46,11 @@ type copyPair struct {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // inline: relay runs the pair in the calling goroutine until it ends.
-func (copier) inline() bool { return false }
+func (cp *copyPair) inline() bool { return false }
 
 // relay runs upstreamToClient in the calling goroutine and clientToUpstream
 // in a new one, and returns when the pair has ended.
-func (copier) relay(p *pair) {
-	cp := p.cp
+func (cp *copyPair) relay(p *pair) {
 	c, err := streamOf(p.client)
 	var u stream
 	var owned bool
@@ -85,10 +82,10 @@ func (copier) relay(p *pair) {
 
 // wake: p was aborted, and its sockets reset. Blocked Reads and Writes
 // return once their streams are closed too.
-func (copier) wake(p *pair) { p.cp.dropStreams() }
+func (cp *copyPair) wake(*pair) { cp.dropStreams() }
 
 // detach: the copier's streams were dropped when the pair ended.
-func (copier) detach(*pair) {}
+func (cp *copyPair) detach(*pair) {}
 
 // dropStreams lets both streams go (dropStream), once.
 func (cp *copyPair) dropStreams() {
@@ -147,17 +144,20 @@ func (p *pair) currentUpstream() upConn {
 	return p.upstream.Load()
 }
 
+// copyState is the copier's state of p, a pair the copier relays.
+func (p *pair) copyState() *copyPair { return p.engine.(*copyPair) }
+
 // endDirection: one direction has ended; the second to end ends the pair.
 func (p *pair) endDirection(flag *atomic.Bool) {
 	flag.Store(true)
-	if p.cp.ended.Add(1) == 2 {
-		p.cp.dropStreams()
+	if cp := p.copyState(); cp.ended.Add(1) == 2 {
+		cp.dropStreams()
 		p.f.endPair(p)
 	}
 }
 
 func (p *pair) clientToUpstream() {
-	cp := p.cp
+	cp := p.copyState()
 	for {
 		bp := getBuf()
 		n, err := cp.client.Read(*bp)
@@ -187,7 +187,7 @@ func (p *pair) clientToUpstream() {
 }
 
 func (p *pair) upstreamToClient() {
-	cp := p.cp
+	cp := p.copyState()
 	for {
 		old, up := p.currentUpstream(), cp.upstreamStream()
 		bp := getBuf()
@@ -244,12 +244,12 @@ func (p *pair) upstreamToClient() {
 func (p *pair) copierClientEOF() {
 	var up stream
 	recycling := p.clientEnded(func(recycling bool) {
-		up = p.cp.upstreamStream()
+		up = p.copyState().upstreamStream()
 		if recycling {
 			up.SetReadDeadline(aLongTimeAgo)
 		}
 	})
-	if !recycling && !p.cp.clientEnded.Load() { // else the pair's end closes the upstream right after us
+	if !recycling && !p.copyState().clientEnded.Load() { // else the pair's end closes the upstream right after us
 		up.CloseWrite()
 	}
 }

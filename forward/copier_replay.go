@@ -15,7 +15,7 @@ import (
 // kept, this chunk included. Those writes hold windowMu, so the rule sees
 // how many bytes were written while none is being written.
 func (p *pair) writeUp(b []byte) (int64, error) {
-	cp := p.cp
+	cp := p.copyState()
 	cp.windowMu.Lock()
 	p.mu.Lock()
 	if p.replayOn {
@@ -46,11 +46,12 @@ func (p *pair) mayReplay(old upConn) bool {
 	p.mu.Lock()
 	p.redialed = true
 	p.mu.Unlock()
-	p.cp.windowMu.Lock()
-	defer p.cp.windowMu.Unlock()
+	cp := p.copyState()
+	cp.windowMu.Lock()
+	defer cp.windowMu.Unlock()
 	// A Stream has no kernel to ask: only case 1 of the rule replays.
 	s, isSock := old.(*sock)
-	if isSock && replayable(s, p.cp.written) || !isSock && p.cp.written == 0 {
+	if isSock && replayable(s, cp.written) || !isSock && cp.written == 0 {
 		return true
 	}
 	p.mu.Lock()
@@ -80,7 +81,7 @@ func (p *pair) redial(old upConn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.setUpstream(c)
-	p.cp.setUpstream(u, owned)
+	p.copyState().setUpstream(u, owned)
 	p.source, p.dial = pool.Cold, d
 	replay := p.replay
 	p.replayOn, p.replay = false, nil

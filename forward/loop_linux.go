@@ -114,8 +114,7 @@ func (f *Forwarder) startNative() error {
 // when a test asks for it.
 func (f *Forwarder) engineFor(p *pair) engine {
 	if testEngine == "copier" || f.cfg.DialStream != nil {
-		p.cp = new(copyPair)
-		return copier{}
+		return new(copyPair)
 	}
 	l := f.loops[int(f.nextLoop.Add(1))%len(f.loops)]
 	p.lp.loop = l

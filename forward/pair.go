@@ -22,9 +22,8 @@ type pair struct {
 	started time.Time
 	upAddr  string
 
-	engine engine    // the loop or the copier, chosen when the pair starts (engineFor)
-	lp     loopPair  // the event loop's state of the pair (empty where there is no loop)
-	cp     *copyPair // the copier's state of the pair; nil on the loop
+	engine engine   // the loop, or the copier's state of the pair (*copyPair), chosen when the pair starts (engineFor)
+	lp     loopPair // the event loop's state of the pair (empty where there is no loop)
 
 	upstream           atomic.Pointer[sock]   // the upstream if it is a socket; swapped only by a replay redial
 	upStream           atomic.Pointer[Stream] // the upstream if it is a Stream (upstream.go); swapped likewise

@@ -20,8 +20,7 @@ func (f *Forwarder) stopNative() {}
 
 // engineFor: the copier, the one engine here.
 func (f *Forwarder) engineFor(p *pair) engine {
-	p.cp = new(copyPair)
-	return copier{}
+	return new(copyPair)
 }
 
 // streamOf: Go's connection is a stream already.
