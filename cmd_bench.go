@@ -16,6 +16,7 @@ import (
 
 	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
 )
 
 var benchCommand = &cli.Command{
@@ -112,7 +113,7 @@ func benchAction(c *cli.Context) error {
 		}
 		defer up.close()
 		res.Remote, res.Embedded = up.addr(), true
-		res.SetupDelay = ms(c.Duration("setup-delay"))
+		res.SetupDelay = session.Millis(c.Duration("setup-delay"))
 		if send == nil {
 			send = []byte{'x'}
 		}
@@ -199,7 +200,7 @@ func (b *bencher) run(ctx context.Context, remote, name string, warm int) (bench
 		mode.samples = append(mode.samples, d)
 	}
 	slices.Sort(mode.samples)
-	mode.P50, mode.P90, mode.P99 = ms(pct(mode.samples, 50)), ms(pct(mode.samples, 90)), ms(pct(mode.samples, 99))
+	mode.P50, mode.P90, mode.P99 = session.Millis(pct(mode.samples, 50)), session.Millis(pct(mode.samples, 90)), session.Millis(pct(mode.samples, 99))
 	if fw != nil && warm > 0 {
 		if p := fw.PoolStats(); p.Hits+p.Misses > 0 {
 			mode.HitRate = float64(p.Hits) / float64(p.Hits+p.Misses)
@@ -256,8 +257,6 @@ func pct(sorted []time.Duration, p int) time.Duration {
 	return sorted[min(max(i-1, 0), len(sorted)-1)]
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
 func renderBench(w io.Writer, r *benchResult) {
 	what := r.Remote
 	if r.Embedded {
@@ -272,7 +271,7 @@ func renderBench(w io.Writer, r *benchResult) {
 			ratio = fmt.Sprintf("%.2fx", m.P50/direct)
 		}
 		if m.HitRate > 0 {
-			hits = fmt.Sprintf("%.0f%%", m.HitRate*100)
+			hits = ratePercent(m.HitRate)
 		}
 		paint := []func(...any) string{nil, nil, nil, nil, nil, nil}
 		if i == len(r.Modes)-1 {
