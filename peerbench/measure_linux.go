@@ -25,7 +25,12 @@ const (
 // sink received in a window that starts after a warm-up, so connection setup
 // and slow start are not in it.
 func (b *bench) bulk(p peer) (map[string]float64, error) {
-	f, err := b.start(p, "", b.sink.addr(), false)
+	return b.bulkThrough(p, func() (*forwarder, error) { return b.start(p, "", b.sink.addr(), false) })
+}
+
+// bulkThrough is bulk through the forwarder start starts.
+func (b *bench) bulkThrough(p peer, start func() (*forwarder, error)) (map[string]float64, error) {
+	f, err := start()
 	if err != nil {
 		return nil, err
 	}
@@ -91,8 +96,14 @@ func writeUntil(c net.Conn, stop <-chan struct{}, limit time.Duration) error {
 // HTTP/1.1 GET, reading its whole reply and closing, over and over. Counted
 // in a window after a warm-up.
 func (b *bench) conns(p peer) (map[string]float64, error) {
+	return b.connsThrough(p, func() (*forwarder, error) { return b.start(p, "", b.http.addr(), p.kind == kindWarmport) })
+}
+
+// connsThrough is conns through the forwarder start starts (warmport's with
+// --json, for its pool hits).
+func (b *bench) connsThrough(p peer, start func() (*forwarder, error)) (map[string]float64, error) {
 	isWarmport := p.kind == kindWarmport
-	f, err := b.start(p, "", b.http.addr(), isWarmport)
+	f, err := start()
 	if err != nil {
 		return nil, err
 	}
