@@ -75,7 +75,7 @@ func TestViaUnknownHostKey(t *testing.T) {
 	if err := os.WriteFile(kh, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fp := strings.TrimSpace(runTool(t, "openssh-client", "ssh-keygen", "-l", "-E", "sha256", "-f", filepath.Join(s.dir, "host_ed25519.pub")))
+	fp := strings.TrimSpace(runTool(t, "openssh-client", "ssh-keygen", "-l", "-E", "sha256", "-f", filepath.Join(s.Dir, "host_ed25519.pub")))
 	fp = strings.Fields(fp)[1] // "256 SHA256:... test (ED25519)"
 	p := startWarmportEnv(t, s.env(), append(append([]string{"forward"}, s.args()...), "0", "127.0.0.1:1")...)
 	r := p.wait(t, exitTimeout)
@@ -86,7 +86,7 @@ func TestViaUnknownHostKey(t *testing.T) {
 	if len(ls) != 1 {
 		t.Fatalf("stderr: got %d lines; want 1:\n%s", len(ls), r.stderr)
 	}
-	accept := "echo '[127.0.0.1]:" + strings.TrimPrefix(s.addr(), "127.0.0.1:") + " " + s.hostPub + "' >> " + kh
+	accept := "echo '[127.0.0.1]:" + strings.TrimPrefix(s.Addr(), "127.0.0.1:") + " " + s.HostPub + "' >> " + kh
 	for _, want := range []string{"warmport: ", fp, accept} {
 		if !strings.Contains(ls[0], want) {
 			t.Errorf("stderr: got %q; want it to contain %q", ls[0], want)
@@ -159,7 +159,7 @@ func TestViaExactBytesHalfClose(t *testing.T) {
 // client first, exactly once.
 func TestViaBannerFirst(t *testing.T) {
 	s := newViaSSHD(t)
-	p := startWarmportEnv(t, s.env(), append(append([]string{"forward", "--json", "-q", "--warm", "1"}, s.args()...), "0", s.addr())...)
+	p := startWarmportEnv(t, s.env(), append(append([]string{"forward", "--json", "-q", "--warm", "1"}, s.args()...), "0", s.Addr())...)
 	addr := p.waitReady(t)
 	p.waitPoolIdle(t, 1)
 	c, err := dialClient(addr)
@@ -268,7 +268,7 @@ func TestViaHealsAfterSshdRestart(t *testing.T) {
 	for range n {
 		<-started
 	}
-	s.kill()
+	s.Kill()
 	var broken []string
 	for range n {
 		e := <-ends
@@ -281,7 +281,7 @@ func TestViaHealsAfterSshdRestart(t *testing.T) {
 		broken = append(broken, e.client)
 	}
 	p.waitStderr(t, regexp.MustCompile(`ssh \S+: connection lost`))
-	back := s.start()
+	back := s.Start()
 	p.waitStderr(t, regexp.MustCompile(`ssh \S+: reconnected after`))
 	client := echoOnce(t, addr, "after the restart")
 	t.Logf("next client served %.2fs after sshd listened again", time.Since(back).Seconds())
@@ -321,7 +321,7 @@ func decodeLast(t *testing.T, stdout string, v any) {
 // (here sshd reaching itself: a target that speaks first).
 func TestBenchVia(t *testing.T) {
 	s := newViaSSHD(t)
-	p := startWarmportEnv(t, s.env(), append(append([]string{"bench", "--json", "-n", "3", "--interval", "5ms"}, s.args()...), s.addr())...)
+	p := startWarmportEnv(t, s.env(), append(append([]string{"bench", "--json", "-n", "3", "--interval", "5ms"}, s.args()...), s.Addr())...)
 	r := p.wait(t, exitTimeout)
 	if r.status != 0 {
 		t.Fatalf("exit status: got %d; want 0\nstderr: %s", r.status, r.stderr)

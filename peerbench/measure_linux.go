@@ -201,12 +201,19 @@ func (b *bench) ttfb(p peer) (map[string]float64, error) {
 	if f.proc != nil && !isWarmport { // warmport said it listens; a probe would count as a client
 		argv = append(argv, "-poll", "10s")
 	}
+	return b.ttfbRun(p, f, argv)
+}
+
+// ttfbRun runs the time-to-first-byte client argv against f (nil: the
+// client reaches the upstream on its own) and takes its percentiles, and
+// warmport's pool hits.
+func (b *bench) ttfbRun(p peer, f *forwarder, argv []string) (map[string]float64, error) {
 	var abort <-chan struct{}
-	if f.proc != nil {
+	if f != nil && f.proc != nil {
 		abort = f.proc.exited
 	}
 	out, err := runHelper("ttfb client", argv, 3*time.Minute, abort)
-	if f.proc != nil && !f.proc.alive() {
+	if f != nil && f.proc != nil && !f.proc.alive() {
 		return nil, f.proc.failure()
 	}
 	if err != nil {
@@ -217,13 +224,13 @@ func (b *bench) ttfb(p peer) (map[string]float64, error) {
 		return nil, fmt.Errorf("ttfb client output: %w", err)
 	}
 	if rep.Failed > 0 {
-		logf("  %s: %d of %d clients failed, first: %s", p.name, rep.Failed, b.cfg.ttfbClients, rep.FirstError)
+		logf("  %s: %d of %d clients failed, first: %s", p.name, rep.Failed, rep.Failed+len(rep.MS), rep.FirstError)
 	}
 	if len(rep.MS) == 0 {
 		return nil, fmt.Errorf("no client succeeded: %s", rep.FirstError)
 	}
 	m := map[string]float64{mP50: percentile(rep.MS, 50), mP90: percentile(rep.MS, 90), mP99: percentile(rep.MS, 99)}
-	if isWarmport {
+	if p.kind == kindWarmport {
 		poolHits(f, p, m)
 	}
 	return m, nil

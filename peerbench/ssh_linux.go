@@ -268,32 +268,7 @@ func (b *bench) sshTTFB(p peer) (map[string]float64, error) {
 			argv = append(argv, "-poll", "10s")
 		}
 	}
-	var abort <-chan struct{}
-	if f != nil {
-		abort = f.proc.exited
-	}
-	out, err := runHelper("ssh ttfb client", argv, 3*time.Minute, abort)
-	if f != nil && !f.proc.alive() {
-		return nil, f.proc.failure()
-	}
-	if err != nil {
-		return nil, err
-	}
-	var rep ttfbReport
-	if err := json.Unmarshal(out, &rep); err != nil {
-		return nil, fmt.Errorf("ttfb client output: %w", err)
-	}
-	if rep.Failed > 0 {
-		logf("  %s: %d clients failed, first: %s", p.name, rep.Failed, rep.FirstError)
-	}
-	if len(rep.MS) == 0 {
-		return nil, fmt.Errorf("no client succeeded: %s", rep.FirstError)
-	}
-	m := map[string]float64{mP50: percentile(rep.MS, 50), mP90: percentile(rep.MS, 90), mP99: percentile(rep.MS, 99)}
-	if p.kind == kindWarmport {
-		poolHits(f, p, m)
-	}
-	return m, nil
+	return b.ttfbRun(p, f, argv)
 }
 
 // sshBulk: one stream through the loopback bastion to the sink. CPU is the
