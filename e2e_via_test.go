@@ -6,6 +6,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -351,5 +352,52 @@ func TestBenchVia(t *testing.T) {
 	}
 	if res.Modes[2].HitRate <= 0 {
 		t.Errorf("pooled mode hit rate: got %v; want > 0", res.Modes[2].HitRate)
+	}
+}
+
+// TestViaUpSharesOneConnection: two forwards of a profile with the same
+// --via and SSH keys share one SSH connection: a drop is one line (and one
+// recovery line) naming both, and both serve again after it.
+func TestViaUpSharesOneConnection(t *testing.T) {
+	s := newViaSSHD(t)
+	db, cache := startUpstream(t, echo), startUpstream(t, echo)
+	ssh := fmt.Sprintf("via = %q\nidentity = [%q]\nssh-config = \"none\"\nwarm = 1\n", s.via(), s.userKey)
+	path := writeProfile(t, fmt.Sprintf("[forward.db]\nlocal = 0\nremote = %q\n%s\n[forward.cache]\nlocal = 0\nremote = %q\n%s",
+		db.addr(), ssh, cache.addr(), ssh))
+	p := startWarmportEnv(t, s.env(), "up", "-f", path, "--json", "-q")
+	addrs := p.waitReadyN(t, 2)
+	for _, a := range addrs {
+		echoOnce(t, a, "before")
+	}
+	s.Kill()
+	lost := p.waitStderr(t, regexp.MustCompile(`(?m)^warmport: ssh \S+: connection lost.*$`))
+	s.Start()
+	back := p.waitStderr(t, regexp.MustCompile(`(?m)^warmport: ssh \S+: reconnected.*$`))
+	for _, line := range []string{lost, back} {
+		if !strings.HasSuffix(line, "(db, cache)") {
+			t.Errorf("line %q; want it to end with (db, cache)", line)
+		}
+	}
+	for _, a := range addrs {
+		echoOnce(t, a, "after")
+	}
+	r := p.stop(t)
+	if got := len(regexp.MustCompile(`(?m)^warmport: ssh \S+: connection lost`).FindAllString(r.stderr, -1)); got != 1 {
+		t.Errorf("drop lines: got %d; want 1 for the shared connection\n%s", got, r.stderr)
+	}
+	var doc struct {
+		Forwards []struct {
+			Name string `json:"name"`
+			Via  string `json:"via"`
+		} `json:"forwards"`
+	}
+	decodeLast(t, r.stdout, &doc)
+	if len(doc.Forwards) != 2 {
+		t.Fatalf("forwards: got %+v; want db and cache", doc.Forwards)
+	}
+	for _, f := range doc.Forwards {
+		if f.Via != s.via() {
+			t.Errorf("%s: via %q; want %q", f.Name, f.Via, s.via())
+		}
 	}
 }

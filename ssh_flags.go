@@ -37,6 +37,11 @@ func sshOptions(c *cli.Context) (sshvia.Config, error) {
 	if c.IsSet("reuse") {
 		return cfg, usageErrorf("--reuse %s cannot be used with --via: an SSH channel cannot be stopped between replies to be recycled safely, and --warm channels already skip the connect; drop --reuse", c.String("reuse"))
 	}
+	// TLS inside a channel would need a TLS probe that reads through the
+	// channel instead of peeking at a socket: not there yet.
+	if c.IsSet("tls") {
+		return cfg, usageErrorf("--tls cannot be used with --via yet: TLS through an SSH channel is not supported; drop one of them")
+	}
 	for _, f := range c.StringSlice("identity") {
 		f = expandHome(f)
 		if err := readableFile(f); err != nil {
