@@ -186,8 +186,12 @@ func (b *bencher) run(ctx context.Context, remote, name string, warm int) (bench
 	var fw *forward.Forwarder
 	if warm >= 0 {
 		var err error
-		fw, err = forward.New(forward.Config{Local: "127.0.0.1:0", Remote: remote, DialTimeout: b.timeout,
-			Pool: pool.Options{Warm: warm, TTL: time.Minute}})
+		cfg := forward.Config{Local: "127.0.0.1:0", Remote: remote, DialTimeout: b.timeout,
+			Pool: pool.Options{Warm: warm, TTL: time.Minute}}
+		if b.via != nil {
+			(&sshTunnel{tun: b.via}).upstream(&cfg, remote)
+		}
+		fw, err = forward.New(cfg)
 		if err != nil {
 			return mode, runtimeErrorf("bench: start the forwarder: %v", err)
 		}

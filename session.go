@@ -98,12 +98,14 @@ func startForwards(specs []forwardSpec, o sessionOpts, out *lineQueue) ([]*forwa
 		}
 		r.dials = newDialWatch(s.remote+r.tag(), s.requireRemote, out.printf)
 		r.cfg.Pool.OnDial = r.dials.report
+		s.tunnel.upstream(&r.cfg, s.remote) // --via: channels of its SSH connection
 		fw, err := forward.New(r.cfg)
 		if err != nil {
 			shutdownAll(runs, context.Background())
 			return nil, namedError(s.name, listenError(s.local, err))
 		}
 		r.fw = fw
+		s.tunnel.serves(fw)
 		runs = append(runs, r)
 	}
 	return runs, nil

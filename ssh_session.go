@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
+	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/upstream/sshvia"
 )
 
@@ -23,6 +26,48 @@ type sshTunnel struct {
 	cfg   sshvia.Config
 	tun   *sshvia.Tunnel
 	names []string // the forwards on it, for the drop and recovery lines
+
+	mu  sync.Mutex
+	fws []*forward.Forwarder // told to rewarm when the connection is back
+}
+
+// upstream makes cfg reach remote through t: its pool's upstreams are
+// direct-tcpip channels (remote dialed by the SSH server), relayed by the
+// copier. A nil t (no --via) leaves cfg alone.
+func (t *sshTunnel) upstream(cfg *forward.Config, remote string) {
+	if t == nil {
+		return
+	}
+	tun := t.tun
+	cfg.DialStream = func(ctx context.Context) (forward.Stream, error) {
+		ch, err := tun.Dial(ctx, remote)
+		if err != nil {
+			return nil, err // never a typed nil
+		}
+		return ch, nil
+	}
+	cfg.Via = tun.String()
+}
+
+// serves adds fw to the forwarders rewarmed after a recovery.
+func (t *sshTunnel) serves(fw *forward.Forwarder) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.fws = append(t.fws, fw)
+	t.mu.Unlock()
+}
+
+// reconnected: the connection is back; the pools drop the channels that
+// died with the old one and open new ones now, not at the next client.
+func (t *sshTunnel) reconnected() {
+	t.mu.Lock()
+	fws := slices.Clone(t.fws)
+	t.mu.Unlock()
+	for _, fw := range fws {
+		fw.Rewarm()
+	}
 }
 
 // tunnelKey is what makes two forwards' SSH connections the same.
@@ -61,6 +106,7 @@ func openTunnels(ctx context.Context, specs []forwardSpec, out *lineQueue, up bo
 	for _, t := range all {
 		cfg := t.cfg
 		cfg.Prompt = sshvia.TerminalPrompt()
+		cfg.OnReconnect = t.reconnected
 		tag := ""
 		if len(t.names) > 0 {
 			tag = " (" + strings.Join(t.names, ", ") + ")"
@@ -89,13 +135,4 @@ func closeTunnels(all []*sshTunnel) {
 			t.tun.Close()
 		}
 	}
-}
-
-// viaString is JSON "via" of a forward: user@host:port as the SSH config
-// resolved it, or "" without --via.
-func (s *forwardSpec) viaString() string {
-	if s.tunnel == nil || s.tunnel.tun == nil {
-		return ""
-	}
-	return s.tunnel.tun.String()
 }
