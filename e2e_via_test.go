@@ -401,3 +401,32 @@ func TestViaUpSharesOneConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestViaIdleTimeout: channels have no deadlines; --idle-timeout still ends
+// an idle pair (a timer, then Abort): the client gets the abort, never a
+// clean EOF, and the record says timeout.
+func TestViaIdleTimeout(t *testing.T) {
+	s := newViaSSHD(t)
+	up := startUpstream(t, echo)
+	p := startWarmportEnv(t, s.env(), append(append([]string{"forward", "--json", "-q", "--idle-timeout", "300ms"}, s.args()...), "0", up.addr())...)
+	addr := p.waitReady(t)
+	c, err := dialClient(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	client := c.LocalAddr().String()
+	io.WriteString(c, "x")
+	buf := make([]byte, 8)
+	if n, err := io.ReadAtLeast(c, buf, 1); err != nil || string(buf[:n]) != "x" {
+		t.Fatalf("echo: got %q, %v; want \"x\"", buf[:n], err)
+	}
+	n, err := c.Read(buf) // idle now: the timeout ends it
+	if err == nil || errors.Is(err, io.EOF) {
+		t.Errorf("read after the idle timeout: got %d bytes, %v; want the abort (a reset)", n, err)
+	}
+	r := p.stop(t)
+	if rec := parseSummary(t, r.stdout).record(t, client); rec.ClosedBy != "timeout" {
+		t.Errorf("closed_by: got %q; want timeout", rec.ClosedBy)
+	}
+}
