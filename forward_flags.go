@@ -91,6 +91,12 @@ var forwardFlags = []flagSpec{
 	{Flag: &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no line per closed connection"},
 		scope: processWide},
 	{Flag: stateDirFlag, scope: processWide},
+
+	// --via: reach REMOTE through an SSH server (ssh_flags.go checks them).
+	{Flag: &cli.StringFlag{Name: "via", Usage: "reach REMOTE through the SSH server `[USER@]HOST[:PORT]` (HOST may be a Host alias of the SSH config), as ssh -L does; REMOTE is dialed by that server"}},
+	{Flag: &cli.StringSliceFlag{Name: "identity", Usage: "with --via: a private key `FILE` to try after the agent's keys, instead of the config's IdentityFile and the default keys (repeatable)"}},
+	{Flag: &cli.StringFlag{Name: "known-hosts", Usage: "with --via: check the SSH server's host key against `FILE`", DefaultText: "the config's UserKnownHostsFile, else ~/.ssh/known_hosts"}},
+	{Flag: &cli.StringFlag{Name: "ssh-config", Usage: "with --via: read this ssh_config `FILE` (through ssh -G); none reads none", DefaultText: "~/.ssh/config"}},
 }
 
 func init() {

@@ -37,6 +37,7 @@ type Config struct {
 	// instead of a socket of the forwarder's own; ctx carries the dial
 	// timeout. Remote then only names the upstream. nil: dial Remote.
 	DialStream  func(ctx context.Context) (Stream, error)
+	Via         string        // the SSH server DialStream reaches Remote through, for the summary; "" = none
 	IdleTimeout time.Duration // close a pair after this long with no byte either way; 0 = never
 	MaxConns    int           // clients relayed at once, extra ones wait in the backlog; 0 = no limit
 	ExitIdle    time.Duration // Serve returns ErrIdle after this long with no connection; 0 = never
