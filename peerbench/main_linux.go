@@ -31,6 +31,8 @@ func main() {
 			os.Exit(runLink())
 		case "__serve":
 			os.Exit(runServe(os.Args[2:]))
+		case "__servetls":
+			os.Exit(runServeTLS(os.Args[2:]))
 		case "__ttfb":
 			os.Exit(runTTFBClient(os.Args[2:]))
 		}
@@ -63,7 +65,7 @@ func parseFlags(args []string) (config, error) {
 	quick := fs.Bool("quick", false, "one short round (under 2 minutes) instead of five full ones (under 10)")
 	rounds := fs.Int("rounds", 0, "rounds over all peers (default 5, or 1 with -quick)")
 	tests := fs.String("tests", "bulk,conns,ttfb,idle", "tests to run, comma-separated")
-	peers := fs.String("peers", "direct,warmport,socat,systemd-socket-proxyd,haproxy", "peers to run, comma-separated")
+	peers := fs.String("peers", "direct,warmport,socat,systemd-socket-proxyd,haproxy,stunnel", "peers to run, comma-separated")
 	warmportBin := fs.String("warmport", "", "use this warmport binary instead of building the repository's")
 	beforeBin := fs.String("warmport-before", "", "also run this (older) warmport binary: every warmport row gets a \"(before)\" twin, interleaved")
 	noInstall := fs.Bool("no-install", false, "do not apt-get install missing socat/haproxy; skip them")
@@ -103,13 +105,13 @@ func parseFlags(args []string) (config, error) {
 		c.rounds = min(*rounds, 20)
 	}
 	for _, t := range strings.Split(*tests, ",") {
-		if !slices.Contains([]string{testBulk, testConns, testTTFB, testIdle}, t) {
-			return config{}, fmt.Errorf("unknown test %q (bulk, conns, ttfb, idle)", t)
+		if !slices.Contains(append([]string{testBulk, testConns, testTTFB, testIdle}, tlsTestNames...), t) {
+			return config{}, fmt.Errorf("unknown test %q (bulk, conns, ttfb, idle, %s)", t, strings.Join(tlsTestNames, ", "))
 		}
 		c.tests = append(c.tests, t)
 	}
 	for _, k := range strings.Split(*peers, ",") {
-		if !slices.Contains([]string{kindDirect, kindWarmport, kindSocat, kindProxyd, kindHAProxy}, k) {
+		if !slices.Contains([]string{kindDirect, kindWarmport, kindSocat, kindProxyd, kindHAProxy, kindStunnel}, k) {
 			return config{}, fmt.Errorf("unknown peer %q", k)
 		}
 		c.peerKinds[k] = true
@@ -131,6 +133,7 @@ type bench struct {
 	cfgN   int     // HAProxy configs written
 	nofile uint64  // RLIMIT_NOFILE of this process and its children
 	res    *results
+	tls    *tlsBench // the TLS and Unix tests' upstreams (tls_linux.go), if they run
 }
 
 // raiseNofile raises RLIMIT_NOFILE (soft and hard) to want, or if that is
@@ -183,7 +186,7 @@ func runBench(args []string) (code int) {
 		os.Exit(130)
 	})
 
-	if slices.Contains(cfg.tests, testTTFB) {
+	if slices.ContainsFunc(cfg.tests, func(t string) bool { return t == testTTFB || t == testTLSTTFB || t == testTLSTTFB12 }) {
 		for _, ns := range []string{nsCli, nsUp} {
 			if nsExists(ns) {
 				logf("network namespace %s already exists: refusing to start (delete it with `ip netns del %s` if it is a leftover)", ns, ns)
@@ -250,7 +253,10 @@ func (b *bench) startUpstreams() error {
 		return err
 	}
 	atExit(func() { b.sink.close(); b.echo.close(); b.http.close() })
-	if !slices.Contains(b.cfg.tests, testTTFB) {
+	if err := b.startTLSUpstreams(); err != nil {
+		return err
+	}
+	if !b.runsAny(testTTFB, testTLSTTFB, testTLSTTFB12) {
 		return nil
 	}
 	logf("creating network namespaces %s and %s joined by a %s-each-way TUN relay", nsCli, nsUp, oneWay)
@@ -281,7 +287,7 @@ func (b *bench) startUpstreams() error {
 	if m := median(rep.MS); m < want*0.9 || m > want*1.5 {
 		logf("WARNING: the link's round trip is off; the ttfb numbers will be too")
 	}
-	return nil
+	return b.startNSTLSEchoes()
 }
 
 // test is one of the four measurements with the peers it compares.
@@ -298,6 +304,7 @@ func (b *bench) testList() []test {
 		{testTTFB, []peer{pDirect, pWarm0, pWarm2, pSocat, pProxyd, pHAProxy}, b.ttfb},
 		{testIdle, []peer{pWarmport, pSocat, pProxyd, pHAProxy}, b.idle},
 	}
+	all = append(all, b.tlsTests()...)
 	var out []test
 	for _, t := range all {
 		if !slices.Contains(b.cfg.tests, t.name) {
