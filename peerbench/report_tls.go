@@ -10,6 +10,7 @@ const (
 	testTLSConns  = "tlsconns"  // short HTTP/1.1 connections to a TLS server on loopback
 	testTLSIdle   = "tlsidle"   // idle pairs to a TLS echo
 	testUnixBulk  = "unixbulk"  // one stream unix->tcp and tcp->unix
+	testUnixIdle  = "unixidle"  // idle pairs unix->tcp
 
 	kindStunnel = "stunnel"
 
@@ -23,7 +24,7 @@ const (
 )
 
 // tlsTestNames are the TLS and Unix tests, for -tests.
-var tlsTestNames = []string{testTLSTTFB, testTLSTTFB12, testTLSBulk, testTLSConns, testTLSIdle, testUnixBulk}
+var tlsTestNames = []string{testTLSTTFB, testTLSTTFB12, testTLSBulk, testTLSConns, testTLSIdle, testUnixBulk, testUnixIdle}
 
 // tlsTables are the TLS and Unix tests' tables: time to first byte against
 // the direct TLS client, throughput and connection rates against stunnel,
@@ -96,5 +97,16 @@ func (r *results) tlsTables(ri runInfo, peers map[string][]string) []*table {
 		out = append(out, t)
 	}
 	bulk(testUnixBulk, fmt.Sprintf("Unix bulk: one stream through a Unix socket at one end, %s measured, %s", ri.bulkTime, ri.roundsText()), "socat")
+	if ps := peers[testUnixIdle]; len(ps) > 0 {
+		t := &table{
+			title:   fmt.Sprintf("Idle unix->tcp pairs: cost per connection with %d open, %s", ri.idleConns, ri.roundsText()),
+			headers: []string{"peer", mFDs, mRSS, mPSS},
+		}
+		for _, p := range ps {
+			t.addRow(p, num(r.med(testUnixIdle, p, mFDs), 2), num(r.med(testUnixIdle, p, mRSS), 1), num(r.med(testUnixIdle, p, mPSS), 1))
+		}
+		t.notes = r.notes(testUnixIdle, ps)
+		out = append(out, t)
+	}
 	return out
 }

@@ -156,6 +156,10 @@ func (b *bench) tlsTests() []test {
 			{name: "tcp->unix warmport", kind: kindWarmport},
 			{name: "tcp->unix socat", kind: kindSocat, custom: socatToUnixArgv},
 		}, b.unixBulk},
+		{testUnixIdle, []peer{
+			{name: "unix->tcp warmport", kind: kindWarmport, custom: b.warmportUnixArgv},
+			{name: "unix->tcp socat", kind: kindSocat, custom: b.socatUnixArgv},
+		}, func(p peer) (map[string]float64, error) { return b.measureIdle(p, b.echo.addr(), b.cfg.idleConns) }},
 	}
 }
 
