@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -337,5 +338,40 @@ func TestTLSUnixRemote(t *testing.T) {
 	s, _ := tlsSummary(t, p.stop(t).stdout)
 	if r := s.record(t, client); r.BytesUp != int64(len(msg)) || r.BytesDown != int64(len(msg)) || r.Source != "warm" {
 		t.Fatalf("record: %+v; want %d bytes both ways from a warm upstream", r, len(msg))
+	}
+}
+
+// TestTLSProfile: the TLS flags are per-forward keys of a profile: `up`
+// runs a TLS forward beside a plain one, each JSON summary says which is
+// which, and a TLS key without tls = true is an error at its line.
+func TestTLSProfile(t *testing.T) {
+	ca := tlstest.NewCA(t, "test CA")
+	srv := tlstest.Serve(t, tlstest.ServerOptions{Cert: ca.Localhost(t)})
+	plain := startUpstream(t, echo).addr()
+	path := writeProfile(t, fmt.Sprintf("warm = 1\n[forward.cache]\nlocal = 0\nremote = %q\ntls = true\ntls-ca = %q\n[forward.web]\nlocal = 0\nremote = %q\n",
+		srv.Addr, ca.File, plain))
+	p := startWarmport(t, "up", "--json", "-q", "-f", path)
+	addrs := p.waitReadyN(t, 2)
+	echoOnce(t, addrs[0], "through TLS")
+	echoOnce(t, addrs[1], "plain")
+	r := p.stop(t)
+	var doc struct {
+		Forwards []struct {
+			Name string `json:"name"`
+			TLS  bool   `json:"tls"`
+		} `json:"forwards"`
+	}
+	ls := lines(r.stdout)
+	if err := json.Unmarshal([]byte(ls[len(ls)-1]), &doc); err != nil || len(doc.Forwards) != 2 {
+		t.Fatalf("up --json: %v, %s", err, r.stdout)
+	}
+	if f := doc.Forwards; f[0].Name != "cache" || !f[0].TLS || f[1].Name != "web" || f[1].TLS {
+		t.Errorf("forwards %+v; want cache with tls true, web with tls false", f)
+	}
+
+	bad := writeProfile(t, "[forward.cache]\nlocal = 0\nremote = \"127.0.0.1:1\"\ntls-ca = \"ca.pem\"\n")
+	r = runWarmport(t, "up", "--check", "-f", bad)
+	if want := bad + ":4: --tls-ca needs --tls"; r.status != 2 || !strings.HasPrefix(strings.TrimPrefix(r.stderr, "warmport: "), want) {
+		t.Errorf("status %d, stderr %q; want 2 and %q", r.status, r.stderr, want)
 	}
 }
