@@ -113,7 +113,14 @@ type tlsDialError struct{ err error }
 func (e tlsDialError) Error() string { return tlsup.Describe(e.err) }
 func (e tlsDialError) Unwrap() error { return e.err }
 
-// apply makes cfg's forwarder reach REMOTE through t.
+// apply makes cfg's forwarder reach REMOTE through t: a Stream the pool
+// probes through tlsup.Conn's Probe and the copier relays.
 func (t *tlsUpstream) apply(cfg *forward.Config) {
-	_ = cfg // forward.Config.DialStream, once the relay seam has it
+	cfg.DialStream = func(ctx context.Context) (forward.Stream, error) {
+		c, err := t.dial(ctx)
+		if err != nil {
+			return nil, err // not a typed nil
+		}
+		return c, nil
+	}
 }
