@@ -425,13 +425,35 @@ func parseSummary(t *testing.T, stdout string) jsonSummary {
 	return s
 }
 
+// dialRefused connects a client that the forwarder is to refuse (its
+// upstream dial fails): the client reads no byte and an end. It returns the
+// client's address, or "" when the forwarder's reset came before connect
+// returned (the client never learned its address; record then takes the only
+// record).
+func dialRefused(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := dialClient(addr)
+	if errors.Is(err, syscall.ECONNRESET) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Errorf("read: got %d bytes; want the connection closed", n)
+	}
+	return c.LocalAddr().String()
+}
+
 // record returns the summary's record of the client whose local address is
-// client, failing the test if there is not exactly one.
+// client ("" for the summary's only record), failing the test if there is
+// not exactly one.
 func (s jsonSummary) record(t *testing.T, client string) jsonRecord {
 	t.Helper()
 	var found []jsonRecord
 	for _, r := range s.Connections {
-		if r.Client == client {
+		if r.Client == client || client == "" {
 			found = append(found, r)
 		}
 	}

@@ -202,15 +202,7 @@ func TestViaRefusedChannel(t *testing.T) {
 	p := startWarmportEnv(t, s.env(), append(append([]string{"forward", "--json", "-q", "--warm", "1"}, s.args()...), "0", up.addr())...)
 	addr := p.waitReady(t)
 	p.waitStderr(t, regexp.MustCompile(`warning: cannot reach .*prohibited`))
-	c, err := dialClient(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := c.LocalAddr().String()
-	if n, err := c.Read(make([]byte, 1)); err == nil {
-		t.Errorf("read: got %d bytes; want the connection closed", n)
-	}
-	c.Close()
+	client := dialRefused(t, addr)
 	r := p.stop(t)
 	sum := parseSummary(t, r.stdout)
 	rec := sum.record(t, client)
