@@ -1,3 +1,5 @@
+//go:build unix
+
 package allowlist
 
 import (
@@ -9,24 +11,24 @@ import (
 	"time"
 )
 
-// pairTCP returns the two ends of a fresh 127.0.0.1 connection.
-func pairTCP(t *testing.T) (client net.Conn, server *net.TCPConn) {
+// pair returns the two ends of a fresh connection on network at addr.
+func pair(t *testing.T, network, addr string) (client, server net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err = net.Dial("tcp", ln.Addr().String())
+	client, err = net.Dial(network, ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	s, err := ln.Accept()
+	server, err = ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return client, s.(*net.TCPConn)
+	return client, server
 }
 
 // readErr waits (bounded) for what the client's read says.
@@ -63,8 +65,8 @@ func TestRejectSendsReset(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, s := pairTCP(t)
-			if err := tt.reject(t, s); err != nil {
+			c, s := pair(t, "tcp", "127.0.0.1:0")
+			if err := tt.reject(t, s.(*net.TCPConn)); err != nil {
 				t.Fatalf("reject: %v", err)
 			}
 			if got := readErr(t, c); !errors.Is(got, tt.want) {
@@ -83,21 +85,7 @@ func TestRejectUnix(t *testing.T) {
 		t.Errorf("pipe read: got %v; want %v", got, io.EOF)
 	}
 
-	path := t.TempDir() + "/s"
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, s := pair(t, "unix", t.TempDir()+"/s")
 	if err := Reject(s); err != nil {
 		t.Fatalf("Reject(unix): %v", err)
 	}
