@@ -5,6 +5,7 @@ package allowlist
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 
@@ -87,4 +88,24 @@ func (l *List) String() string {
 		s[i] = p.String()
 	}
 	return strings.Join(s, ",")
+}
+
+// AdmitConn is the forwarder's check for a client it accepted as a
+// net.Conn: true lets it through; false means it was denied, reported
+// through r (if not nil) and closed with a reset, and the caller counts it
+// in totals.denied and forgets it. With a List, a client without an IP
+// address (a Unix socket's) is denied: the list cannot vouch for it.
+func (l *List) AdmitConn(c net.Conn, r *Reporter) bool {
+	if l == nil {
+		return true
+	}
+	ta, ok := c.RemoteAddr().(*net.TCPAddr)
+	if ok && l.Allows(ta.AddrPort().Addr()) {
+		return true
+	}
+	if r != nil {
+		r.Denied(c.RemoteAddr())
+	}
+	Reject(c)
+	return false
 }

@@ -2,7 +2,11 @@
 
 package allowlist
 
-import "golang.org/x/sys/unix"
+import (
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
 
 // RejectFD closes an accepted socket with a reset (SO_LINGER 0), for the
 // forwarder's raw accept path: call it right after accept4, before anything
@@ -13,4 +17,17 @@ func RejectFD(fd int) error {
 	// stops the close that matters.
 	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	return unix.Close(fd)
+}
+
+// Admit is AdmitConn for the forwarder's raw accept path: client is what
+// accept4 returned for fd. Denied, fd is closed.
+func (l *List) Admit(fd int, client netip.AddrPort, r *Reporter) bool {
+	if l == nil || l.Allows(client.Addr()) {
+		return true
+	}
+	if r != nil {
+		r.Denied(client)
+	}
+	RejectFD(fd)
+	return false
 }

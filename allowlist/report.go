@@ -1,7 +1,7 @@
 package allowlist
 
 import (
-	"net/netip"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -42,7 +42,7 @@ func NewReporter(logf func(format string, args ...any), perSecond int) *Reporter
 
 // Denied reports one denied client. It never blocks on anything but the
 // reporter's own lock and logf.
-func (r *Reporter) Denied(client netip.AddrPort) {
+func (r *Reporter) Denied(client fmt.Stringer) {
 	r.mu.Lock()
 	now := r.now()
 	var more int
