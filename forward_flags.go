@@ -91,6 +91,11 @@ var forwardFlags = []flagSpec{
 	{Flag: &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no line per closed connection"},
 		scope: processWide},
 	{Flag: stateDirFlag, scope: processWide},
+
+	// Operations: who may connect, and what REMOTE learns about them.
+	{Flag: &cli.StringSliceFlag{Name: "allow", Usage: "only clients from `CIDR[,CIDR...]` (repeatable; a bare IP is one address); others are reset at accept and counted as denied. Default: everyone who can reach LOCAL"}},
+	{Flag: &cli.StringFlag{Name: "proxy-protocol", Usage: "send REMOTE a PROXY protocol header (`VERSION` v1 or v2) with the client's address before its bytes, on warm connections too; not with --reuse",
+		DefaultText: "off"}},
 }
 
 func init() {
@@ -200,10 +205,10 @@ func parseForwardArgs(args, typed []string) (forwardArgs, error) {
 		return fa, usageErrorf("%s must come before LOCAL REMOTE: %s", strings.Join(late, " "), fix)
 	}
 	var err error
-	if fa.local, err = parseLocal(words[0]); err != nil {
+	if fa.local, err = parseLocalOrPassed(words[0]); err != nil {
 		return fa, usageErrorf("%v", err)
 	}
-	if fa.remote, err = parseRemote(words[1]); err != nil {
+	if fa.remote, err = parseRemotes(words[1]); err != nil {
 		return fa, usageErrorf("%v", err)
 	}
 	return fa, nil
@@ -255,14 +260,21 @@ func forwardConfig(c *cli.Context, fa forwardArgs) (forward.Config, error) {
 		}
 		reuse = p
 	}
+	ops, err := opsConfig(c, fa)
+	if err != nil {
+		return forward.Config{}, err
+	}
 	return forward.Config{
-		Local:       fa.local,
-		Remote:      fa.remote,
-		DialTimeout: c.Duration("dial-timeout"),
-		IdleTimeout: c.Duration("idle-timeout"),
-		MaxConns:    c.Int("max-conns"),
-		ExitIdle:    c.Duration("exit-idle"),
-		Reuse:       reuse,
-		Pool:        pool.Options{Warm: c.Int("warm"), Max: c.Int("pool-max"), TTL: c.Duration("pool-ttl")},
+		Allow:         ops.Allow,
+		ProxyProtocol: ops.ProxyProtocol,
+		Listener:      ops.Listener,
+		Local:         fa.local,
+		Remote:        fa.remote,
+		DialTimeout:   c.Duration("dial-timeout"),
+		IdleTimeout:   c.Duration("idle-timeout"),
+		MaxConns:      c.Int("max-conns"),
+		ExitIdle:      c.Duration("exit-idle"),
+		Reuse:         reuse,
+		Pool:          pool.Options{Warm: c.Int("warm"), Max: c.Int("pool-max"), TTL: c.Duration("pool-ttl")},
 	}, nil
 }

@@ -93,6 +93,7 @@ func startForwards(specs []forwardSpec, o sessionOpts, out *lineQueue) ([]*forwa
 		if len(specs) == 1 {
 			r.cfg.ExitIdle = o.exitIdle
 		}
+		r.cfg.Logf = r.noticef(out)
 		r.dials = newDialWatch(s.remote+r.tag(), s.requireRemote, out.printf)
 		r.cfg.Pool.OnDial = r.dials.report
 		fw, err := forward.New(r.cfg)
@@ -371,6 +372,7 @@ func writeSummaries(w io.Writer, runs []*forwardRun, sums []*forward.Summary, up
 		s := sums[i]
 		t.Connections += s.Totals.Connections
 		t.Failed += s.Totals.Failed
+		t.Denied += s.Totals.Denied
 		t.BytesUp += s.Totals.BytesUp
 		t.BytesDown += s.Totals.BytesDown
 		p.Hits, p.Misses, p.Stale = p.Hits+s.Pool.Hits, p.Misses+s.Pool.Misses, p.Stale+s.Pool.Stale

@@ -14,7 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/warmport/warmport/allowlist"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/proxyhdr"
 	"github.com/warmport/warmport/recycle"
 )
 
@@ -28,8 +30,10 @@ var ErrIdle = errors.New("forward: idle")
 // Config says what to forward and how. The zero value of every optional
 // field is documented next to it.
 type Config struct {
-	Local  string // address to listen on: HOST:PORT (port 0: the OS picks) or unix:PATH; required
-	Remote string // address to dial: HOST:PORT or unix:PATH; required
+	Local string // address to listen on: HOST:PORT (port 0: the OS picks) or unix:PATH; required
+	// Remote is the address to dial: HOST:PORT or unix:PATH, or several
+	// (failover candidates, tried in order) separated by commas; required.
+	Remote string
 
 	DialTimeout time.Duration // 0 = DefaultDialTimeout
 	IdleTimeout time.Duration // close a pair after this long with no byte either way; 0 = never
@@ -45,6 +49,19 @@ type Config struct {
 	// OnClose, if set, is called once for each connection after it closed,
 	// from that connection's goroutine.
 	OnClose func(Record)
+
+	// Operations (ops.go). Allow, if set, admits only the clients it
+	// allows; the others are reset at accept and counted in Totals.Denied;
+	// nil: everyone. ProxyProtocol, if set, sends REMOTE a PROXY protocol
+	// header of that version before a client's bytes; 0: none. Listener,
+	// if set, is served instead of listening on Local (a socket passed by
+	// systemd), and is the Forwarder's to close; nil: listen on Local.
+	// Logf, if set, prints notices (denied clients, candidates going down
+	// and coming back), one line a call; nil: none.
+	Allow         *allowlist.List
+	ProxyProtocol proxyhdr.Version
+	Listener      net.Listener
+	Logf          func(format string, args ...any)
 }
 
 // Forwarder owns a listener, the warm pool and every pair it relays.
@@ -77,6 +94,7 @@ type Forwarder struct {
 	active             map[uint64]*pair
 	idleTimer          *time.Timer
 	idleGen            uint64
+	ops
 }
 
 // New validates cfg, listens on cfg.Local and starts warming the pool.
@@ -93,6 +111,9 @@ func New(cfg Config) (*Forwarder, error) {
 	if _, remoteUnix := unixPath(cfg.Remote); (localUnix || remoteUnix) && !UnixSockets {
 		return nil, errNoUnix
 	}
+	if err := f.initOps(); err != nil {
+		return nil, err
+	}
 	var err error
 	if f.listener, err = f.listen(); err != nil {
 		return nil, err
@@ -101,6 +122,7 @@ func New(cfg Config) (*Forwarder, error) {
 		f.listener.Close()
 		return nil, err
 	}
+	f.flushPool.Store(f.pool)
 	if err := f.startEngine(); err != nil { // now, while fds are plentiful
 		f.pool.Close()
 		f.listener.Close()
@@ -114,6 +136,9 @@ func New(cfg Config) (*Forwarder, error) {
 
 // listen listens on cfg.Local: TCP, or a Unix socket for unix:PATH.
 func (f *Forwarder) listen() (net.Listener, error) {
+	if f.cfg.Listener != nil {
+		return f.adopt(f.cfg.Listener)
+	}
 	if path, ok := unixPath(f.cfg.Local); ok {
 		ln, err := listenUnix(path)
 		if err != nil {
@@ -200,6 +225,10 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 			continue
 		}
 		delay = 0
+		if !f.admit(c) {
+			f.release()
+			continue
+		}
 		f.start(c)
 	}
 }
@@ -362,6 +391,12 @@ func (f *Forwarder) relay(p *pair, up *sock, src pool.Source) {
 		f.finish(p)
 		return
 	}
+	if err := f.sendHeader(p, up); err != nil {
+		f.dialFailed(p, err)
+		up.Close()
+		f.finish(p)
+		return
+	}
 	p.start()
 }
 
@@ -486,6 +521,7 @@ func (f *Forwarder) Totals() Totals {
 	return Totals{
 		Connections: f.conns.Load(),
 		Failed:      f.failed.Load(),
+		Denied:      f.denied.Load(),
 		BytesUp:     f.bytesUp.Load(),
 		BytesDown:   f.bytesDown.Load(),
 	}

@@ -342,7 +342,7 @@ func (l *loop) redial(p *pair, cause error) {
 			return
 		}
 		old.Close()
-		c, d, err := p.f.pool.Replace(p.f.hardCtx)
+		c, d, err := p.f.replace(p)
 		p.mu.Lock()
 		p.eng.redialDone = true
 		p.eng.redialConn, p.eng.redialDur, p.eng.redialErr = c, d, err

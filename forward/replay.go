@@ -62,7 +62,7 @@ func (p *pair) mayReplay(old *net.TCPConn) bool {
 // It runs once: a fresh dial's failure is the client's error, never retried.
 func (p *pair) redial(old *net.TCPConn) bool {
 	old.Close()
-	c, d, err := p.f.pool.Replace(p.f.hardCtx)
+	c, d, err := p.f.replace(p)
 	if err != nil {
 		p.f.dialFailed(p, err)
 		return false
