@@ -2,8 +2,10 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -165,4 +167,48 @@ func TestAllowUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Under up the operations keys are per forward, and each forward's notices
+// end with its name: a denied client of one, a candidate of another going
+// down; the JSON counts the denied where they were denied.
+func TestUpOperationsKeys(t *testing.T) {
+	up := startUpstream(t, echo)
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	profile := fmt.Sprintf(`warm = 1
+[forward.guarded]
+local = 0
+remote = %q
+allow = ["10.0.0.0/8", "192.168.0.0/16"]
+[forward.spare]
+local = 0
+remote = "%s,%s"
+proxy-protocol = "v1"
+`, up.addr(), dead, up.addr())
+	p := startWarmport(t, "up", "--json", "-f", writeProfile(t, profile))
+	addrs := p.waitReadyN(t, 2)
+	if err := tryEcho(t, "127.0.0.1", addrs[0], "x"); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("client of guarded: got %v; want a reset", err)
+	}
+	waitStderr(t, p, "(not in --allow) (guarded)")
+	waitStderr(t, p, "warmport: upstream "+dead+" is down")
+	res := p.stop(t)
+	if !strings.Contains(res.stderr, "trying the next candidate, retrying it in") || !regexpLine(res.stderr, `warmport: upstream `+dead+` is down .* \(spare\)$`) {
+		t.Errorf("stderr: want the down line of %s ending in (spare)\n%s", dead, res.stderr)
+	}
+	j := parseUpJSON(t, res.stdout)
+	if len(j.Forwards) != 2 || j.Forwards[0].Totals.Denied != 1 || j.Forwards[1].Totals.Denied != 0 {
+		t.Errorf("denied per forward: got %+v; want 1 for guarded, 0 for spare", j.Forwards)
+	}
+}
+
+// regexpLine reports whether a line of s matches re.
+func regexpLine(s, re string) bool {
+	r := regexp.MustCompile(re)
+	for _, l := range lines(s) {
+		if r.MatchString(l) {
+			return true
+		}
+	}
+	return false
 }
