@@ -170,7 +170,7 @@ func TestProxyProtocolThroughHAProxy(t *testing.T) {
 		}
 		t.Run(v+" unix client", func(t *testing.T) {
 			if !binaryHasUnix() {
-				t.Fatal("this platform's build has no Unix sockets")
+				t.Skip("this build has no Unix sockets (TestUnixSockets checks it says so)")
 			}
 			path := filepath.Join(t.TempDir(), "s")
 			p := startWarmport(t, "forward", "--proxy-protocol", v, "--warm", "0", "unix:"+path, h.addr)
