@@ -1,0 +1,113 @@
+package forward
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warmport/warmport/allowlist"
+	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/proxyhdr"
+)
+
+// A warm upstream that went stale after the probe is replaced and the
+// client's first bytes replayed: the fresh upstream gets the client's
+// PROXY header first, and the request once; the stale one's header is
+// nobody's request, and bytes_up counts the client's bytes only.
+func TestProxyHeaderOnReplay(t *testing.T) {
+	closeNow := make(chan struct{})
+	var closed sync.WaitGroup
+	closed.Add(2)
+	var mu sync.Mutex
+	dialed := 0
+	got := make(chan string, 4)
+	up := startUpstream(t, func(c *net.TCPConn) {
+		mu.Lock()
+		stale := dialed < 2 // the two pre-dialed connections
+		dialed++
+		mu.Unlock()
+		if stale {
+			<-closeNow
+			c.Close()
+			closed.Done()
+			return
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		hdr, _ := r.ReadString('\n')
+		req, _ := r.ReadString('\n')
+		got <- hdr + req
+		c.Write([]byte(req))
+	})
+	var once sync.Once
+	afterBorrow = func(src pool.Source) {
+		if src != pool.Cold {
+			once.Do(func() { close(closeNow); closed.Wait() })
+		}
+	}
+	t.Cleanup(func() { afterBorrow = nil })
+	f, addr := startForwarder(t, Config{Remote: up.addr(), ProxyProtocol: proxyhdr.V1, Pool: pool.Options{Warm: 2}})
+	eventually(t, "pool filled", func() bool { return f.pool.Stats().Idle == 2 })
+	c := dial(t, addr)
+	msg := "first request, replayed once\n"
+	c.Write([]byte(msg))
+	echoed := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, echoed); err != nil || string(echoed) != msg {
+		t.Fatalf("got %q, %v; want %q", echoed, err, msg)
+	}
+	cl, fw := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
+	c.Close()
+	sum := shutdown(t, f, time.Second)
+	want := fmt.Sprintf("PROXY TCP4 %s %s %d %d\r\n%s", cl.IP, fw.IP, cl.Port, fw.Port, msg)
+	select {
+	case s := <-got:
+		if s != want {
+			t.Errorf("fresh upstream got %q; want %q", s, want)
+		}
+	default:
+		t.Fatal("no fresh upstream got the request")
+	}
+	if r := sum.Connections; len(r) != 1 || r[0].BytesUp != int64(len(msg)) || r[0].Source != "cold" {
+		t.Errorf("records = %+v; want one redialed (cold) connection with bytes_up %d", r, len(msg))
+	}
+}
+
+// The forwarder's own admission: a denied client is reset before a pair or
+// a borrow exists; the report names it as records do (IPv4, unmapped).
+func TestAdmitDenied(t *testing.T) {
+	allow, err := allowlist.Parse([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	var mu sync.Mutex
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	up := startUpstream(t, echo)
+	f, addr := startForwarder(t, Config{Remote: up.addr(), Allow: allow, Logf: logf, Pool: pool.Options{Warm: 1}})
+	eventually(t, "pool filled", func() bool { return f.pool.Stats().Idle == 1 })
+	c := dial(t, addr)
+	client := c.LocalAddr().String()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("denied client read: %d, %v; want a reset", n, err)
+	}
+	c.Close()
+	sum := shutdown(t, f, time.Second)
+	if sum.Totals.Denied != 1 || sum.Totals.Connections != 0 || len(sum.Connections) != 0 || sum.Pool.Hits+sum.Pool.Misses != 0 {
+		t.Errorf("totals %+v, %d records, pool %+v; want 1 denied and nothing else", sum.Totals, len(sum.Connections), sum.Pool)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "warmport: denied " + client + " (not in --allow)"; len(lines) != 1 || lines[0] != want {
+		t.Errorf("lines %q; want [%q]", lines, want)
+	}
+}
