@@ -30,7 +30,7 @@ var ErrIdle = errors.New("forward: idle")
 // Config says what to forward and how. The zero value of every optional
 // field is documented next to it.
 type Config struct {
-	Local string // address to listen on: HOST:PORT (port 0: the OS picks) or unix:PATH; required
+	Local string // address to listen on: HOST:PORT (port 0: the OS picks) or unix:PATH; with Listener, its name; required
 	// Remote is the address to dial: HOST:PORT or unix:PATH, or several
 	// (failover candidates, tried in order) separated by commas; required.
 	Remote string
