@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +48,10 @@ func TestMain(m *testing.M) {
 	os.Exit(buildAndRun(m))
 }
 
+// buildAndRun builds the binary and runs the suite against it; on Linux
+// twice: as shipped (the event loop relays socket pairs), then built with
+// the copier for every pair (forward.testEngine), so both engines pass the
+// same end-to-end suite.
 func buildAndRun(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "warmport-e2e-")
 	if err != nil {
@@ -54,22 +59,31 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	warmportBin = filepath.Join(dir, "warmport")
-	args := []string{"build", "-o", warmportBin}
-	if os.Getenv("WARMPORT_E2E_RACE") != "" { // also hunt data races in the product
-		args = append(args, "-race")
+	engines := []string{""}
+	if runtime.GOOS == "linux" {
+		engines = append(engines, "copier")
 	}
-	if tags := os.Getenv("WARMPORT_E2E_TAGS"); tags != "" { // e.g. wpgoroutines: the portable relay
-		args = append(args, "-tags", tags)
+	for _, engine := range engines {
+		warmportBin = filepath.Join(dir, "warmport"+engine)
+		args := []string{"build", "-o", warmportBin}
+		if os.Getenv("WARMPORT_E2E_RACE") != "" { // also hunt data races in the product
+			args = append(args, "-race")
+		}
+		if engine != "" {
+			args = append(args, "-ldflags", "-X github.com/warmport/warmport/forward.testEngine="+engine)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		out, err := exec.CommandContext(ctx, "go", append(args, ".")...).CombinedOutput()
+		cancel()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: go build: %v\n%s", err, out)
+			return 1
+		}
+		if code := m.Run(); code != 0 {
+			return code
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", append(args, ".")...).CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
+	return 0
 }
 
 // readyRE matches the contract's ready line on stderr.

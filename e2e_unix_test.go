@@ -13,11 +13,8 @@ import (
 )
 
 // binaryHasUnix says whether the warmport under test relays Unix sockets:
-// the goroutine relay (WARMPORT_E2E_TAGS=wpgoroutines) and non-Linux
-// builds refuse unix:PATH as a usage error.
-func binaryHasUnix() bool {
-	return runtime.GOOS == "linux" && !strings.Contains(os.Getenv("WARMPORT_E2E_TAGS"), "wpgoroutines")
-}
+// non-Linux builds refuse unix:PATH as a usage error.
+func binaryHasUnix() bool { return runtime.GOOS == "linux" }
 
 // unixEcho dials the Unix socket at path, sends msg, shuts down its write
 // side and checks that msg comes back, then EOF.

@@ -1,4 +1,4 @@
-//go:build !wpgoroutines
+//go:build linux
 
 package forward
 

@@ -1,5 +1,3 @@
-//go:build !wpgoroutines
-
 package forward
 
 import (
@@ -316,6 +314,3 @@ func waitConnect(ctx context.Context, fd int, a netip.AddrPort, deadline time.Ti
 	}
 	return nfd, nil
 }
-
-// aLongTimeAgo is a deadline in the past: it ends a wait at once.
-var aLongTimeAgo = time.Unix(1, 0)

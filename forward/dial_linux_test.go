@@ -1,5 +1,3 @@
-//go:build !wpgoroutines
-
 package forward
 
 import (

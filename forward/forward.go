@@ -18,6 +18,7 @@ import (
 	"github.com/warmport/warmport/pool"
 	"github.com/warmport/warmport/proxyhdr"
 	"github.com/warmport/warmport/recycle"
+	"github.com/warmport/warmport/session"
 )
 
 // DefaultDialTimeout bounds an upstream dial when Config.DialTimeout is zero.
@@ -36,6 +37,11 @@ type Config struct {
 	Remote string
 
 	DialTimeout time.Duration // 0 = DefaultDialTimeout
+	// DialStream, if set, reaches remote, Remote or one of its failover
+	// candidates, as a Stream (TLS, an SSH channel) instead of a socket of
+	// the forwarder's own, each candidate its own way (its TLS name); ctx
+	// carries the dial timeout. nil: dial remote.
+	DialStream  func(ctx context.Context, remote string) (Stream, error)
 	IdleTimeout time.Duration // close a pair after this long with no byte either way; 0 = never
 	MaxConns    int           // clients relayed at once, extra ones wait in the backlog; 0 = no limit
 	ExitIdle    time.Duration // Serve returns ErrIdle after this long with no connection; 0 = never
@@ -47,7 +53,8 @@ type Config struct {
 	MaxRecords int          // closed connections kept for the summary; 0 = DefaultMaxRecords
 
 	// OnClose, if set, is called once for each connection after it closed,
-	// from that connection's goroutine.
+	// in the order they ended per relay engine, never on an event loop: a
+	// slow OnClose delays later records, never a byte of another pair.
 	OnClose func(Record)
 
 	// Operations (ops.go). Allow, if set, admits only the clients it
@@ -70,8 +77,8 @@ type Forwarder struct {
 	listener  net.Listener     // a *net.TCPListener or, for unix:PATH, a *net.UnixListener
 	ln        *net.TCPListener // listener, if TCP
 	localUnix string           // cfg.Local if it is unix:PATH, else ""
-	pool      *pool.Pool[*sock]
-	recs      *records
+	pool      *pool.Pool[upConn]
+	recs      *session.Ring
 	started   time.Time
 	sem       chan struct{} // nil when MaxConns is 0
 
@@ -81,10 +88,10 @@ type Forwarder struct {
 	quitOnce   sync.Once
 	serving    sync.WaitGroup // Serve itself
 	pairs      sync.WaitGroup // one per accepted connection
-	engine                    // what relays the pairs: an event loop on Linux, goroutines elsewhere
+	native                    // the platform's sockets and, on Linux, the event loops
 
-	nextID             atomic.Uint64
-	conns, failed      atomic.Uint64
+	nextID             atomic.Uint64 // the last pair's ID: also how many were accepted
+	failed             atomic.Uint64
 	bytesUp, bytesDown atomic.Int64
 	idleExit           atomic.Bool
 	noReset            atomic.Bool    // --reuse: the server lacks the protocol's reset; recycle nothing
@@ -102,7 +109,7 @@ func New(cfg Config) (*Forwarder, error) {
 	if cfg.Local == "" || cfg.Remote == "" {
 		return nil, errors.New("forward: Local and Remote are required")
 	}
-	f := &Forwarder{cfg: cfg, recs: newRecords(cfg.MaxRecords), quit: make(chan struct{}),
+	f := &Forwarder{cfg: cfg, recs: session.NewRing(cfg.MaxRecords), quit: make(chan struct{}),
 		active: make(map[uint64]*pair)}
 	if cfg.MaxConns > 0 {
 		f.sem = make(chan struct{}, cfg.MaxConns)
@@ -118,12 +125,12 @@ func New(cfg Config) (*Forwarder, error) {
 	if f.listener, err = f.listen(); err != nil {
 		return nil, err
 	}
-	if f.pool, err = pool.New(pool.WithDial(cfg.Pool, f.dialUpstream)); err != nil {
+	if f.pool, err = pool.New(pool.WithDial(cfg.Pool, f.dial)); err != nil {
 		f.listener.Close()
 		return nil, err
 	}
 	f.flushPool.Store(f.pool)
-	if err := f.startEngine(); err != nil { // now, while fds are plentiful
+	if err := f.startNative(); err != nil { // now, while fds are plentiful
 		f.pool.Close()
 		f.listener.Close()
 		f.closeAccept()
@@ -206,7 +213,7 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 		}
 		c, err := f.accept()
 		if err != nil {
-			f.release()
+			f.freeSlot()
 			select {
 			case <-f.quit:
 				return f.serveResult()
@@ -226,7 +233,7 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 		}
 		delay = 0
 		if !f.admit(c) {
-			f.release()
+			f.freeSlot()
 			continue
 		}
 		f.start(c)
@@ -271,7 +278,7 @@ func (f *Forwarder) acquire() bool {
 	}
 }
 
-func (f *Forwarder) release() {
+func (f *Forwarder) freeSlot() {
 	if f.sem != nil {
 		<-f.sem
 	}
@@ -324,15 +331,13 @@ func (f *Forwarder) armIdleLocked() {
 
 func (f *Forwarder) start(c *sock) {
 	p := &pair{f: f, id: f.nextID.Add(1), client: c, started: time.Now()}
-	p.toUp.p, p.toClient.p = p, p
-	f.placePair(p)
-	f.conns.Add(1)
+	p.engine = f.engineFor(p)
 	f.mu.Lock()
 	f.active[p.id] = p
 	f.armIdleLocked()
 	f.mu.Unlock()
 	f.pairs.Add(1)
-	if startsInline { // a warm upstream at hand: no dial, no goroutine
+	if p.engine.inline() { // a warm upstream at hand: no dial, no goroutine
 		if up, src, ok := f.pool.TryGet(); ok {
 			p.dial = time.Since(p.started) // the probe: what dial_ms says for a warm one
 			f.relay(p, up, src)
@@ -342,15 +347,15 @@ func (f *Forwarder) start(c *sock) {
 	go f.handle(p)
 }
 
-// handle borrows an upstream and relays; the pair completes (complete) when
-// both directions have finished, whichever goroutine that happens in.
+// handle borrows an upstream and relays in p's own goroutine.
 func (f *Forwarder) handle(p *pair) {
 	t0 := time.Now()
 	up, src, _, err := f.pool.Get(f.hardCtx)
 	p.dial = time.Since(t0)
 	if err != nil {
 		f.dialFailed(p, err)
-		f.finish(p)
+		p.client.Close()
+		f.record(p)
 		return
 	}
 	f.relay(p, up, src)
@@ -376,66 +381,80 @@ func (f *Forwarder) dialFailed(p *pair, err error) {
 var afterBorrow func(src pool.Source)
 
 // relay starts relaying p with upstream up.
-func (f *Forwarder) relay(p *pair, up *sock, src pool.Source) {
+func (f *Forwarder) relay(p *pair, up upConn, src pool.Source) {
 	if afterBorrow != nil {
 		afterBorrow(src)
 	}
-	p.source, p.upAddr = src, remoteAddr(up)
+	p.source, p.upAddr = src, upstreamAddr(up)
 	if f.cfg.Reuse != nil {
 		p.tracker = f.cfg.Reuse.NewTracker() // a fresh dial, or a clean (and reset) one
 	}
 	p.replayOn = src != pool.Cold
-	p.upstream.Store(up)
+	p.setUpstream(up)
 	if p.aborted.Load() { // shutdown came during the dial
 		up.Close()
-		f.finish(p)
+		p.client.Close()
+		f.record(p)
 		return
 	}
 	if err := f.sendHeader(p, up); err != nil {
 		f.dialFailed(p, err)
 		up.Close()
-		f.finish(p)
+		p.client.Close()
+		f.record(p)
 		return
 	}
-	p.start()
+	p.engine.relay(p)
 }
 
-// releaseUpstream stops p's idle timer and recycles or closes its upstream.
-func (f *Forwarder) releaseUpstream(p *pair) {
+// The one path by which every relayed pair ends: its engine calls endPair
+// once both directions have ended, or the two halves, release on the loop
+// and record off it.
+
+// endPair releases p's sockets and records it.
+func (f *Forwarder) endPair(p *pair) {
+	f.release(p)
+	f.record(p)
+}
+
+// release stops p's idle timer, recycles or closes its upstream and closes
+// its client.
+func (f *Forwarder) release(p *pair) {
 	if t := p.idle.Load(); t != nil {
 		t.Stop()
 	}
 	recycle := p.recyclable()
-	f.unregister(p, recycle)
-	if up := p.upstream.Load(); recycle {
-		f.reuseUpstream(up)
+	if recycle {
+		p.engine.detach(p)
+		f.reuseUpstream(p.upstream.Load())
 	} else {
-		up.Close()
+		p.closeUpstream()
 	}
+	p.client.Close()
 }
 
-// finish records p, releases its MaxConns slot and lets Shutdown know.
-func (f *Forwarder) finish(p *pair) {
+// record records p, frees its MaxConns slot and lets Shutdown know; OnClose
+// runs here.
+func (f *Forwarder) record(p *pair) {
 	defer f.pairs.Done()
-	defer f.release()
-	p.client.Close()
+	defer f.freeSlot()
 	reason, err := p.outcome()
 	rec := Record{
 		ID:         p.id,
 		Client:     remoteAddr(p.client),
 		Upstream:   p.upAddr,
 		Source:     p.source.String(),
-		DialMS:     ms(p.dial),
+		DialMS:     session.Millis(p.dial),
 		Started:    p.started,
-		DurationMS: ms(time.Since(p.started)),
-		BytesUp:    p.up.Load(),
-		BytesDown:  p.down.Load(),
+		DurationMS: session.Millis(time.Since(p.started)),
+		BytesUp:    p.bytesUp.Load(),
+		BytesDown:  p.bytesDown.Load(),
 		ClosedBy:   reason,
 	}
 	if err != nil {
 		rec.Error = err.Error()
 	}
-	f.recs.add(rec)
+	f.recs.Add(rec)
 	f.mu.Lock()
 	delete(f.active, p.id)
 	f.armIdleLocked()
@@ -447,10 +466,8 @@ func (f *Forwarder) finish(p *pair) {
 
 // growStack grows the calling goroutine's stack to 8 KiB in one step, while
 // it is a few frames deep: a new goroutine starts with 2 KiB, and the dial path
-// would otherwise grow it twice from deep inside net.Dialer, each time
-// copying and adjusting every frame on the stack (about 5% of the CPU a short
-// connection costs, per perf). growRelayStack does the same to 4 KiB, what a
-// direction needs.
+// would otherwise grow it twice from deep inside its calls, each time
+// copying and adjusting every frame on the stack.
 //
 //go:noinline
 func growStack() {
@@ -460,8 +477,6 @@ func growStack() {
 
 //go:noinline
 func touchStack(pad []byte) { pad[len(pad)-1] = 1 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Shutdown stops accepting, waits until every connection has ended or ctx is
 // done, then aborts the rest (closed_by "shutdown"), closes the pool and
@@ -487,42 +502,8 @@ func (f *Forwarder) Shutdown(ctx context.Context) *Summary {
 	}
 	f.hardCancel()
 	f.resets.Wait()
-	f.stopEngine()
+	f.stopNative()
 	f.pool.Close()
 	s := f.Summary()
 	return &s
-}
-
-// Active is the number of connections open right now.
-func (f *Forwarder) Active() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.active)
-}
-
-// Summary is the session so far: kept records, totals including the bytes
-// of connections still open, and the pool's counters.
-func (f *Forwarder) Summary() Summary {
-	recs, dropped := f.recs.snapshot()
-	return Summary{
-		Local:       f.Addr().String(),
-		Remote:      f.cfg.Remote,
-		Started:     f.started,
-		Ended:       time.Now(),
-		Connections: recs,
-		Dropped:     dropped,
-		Totals:      f.Totals(),
-		Pool:        f.pool.Stats(),
-	}
-}
-
-// Totals counts every connection so far, open ones included.
-func (f *Forwarder) Totals() Totals {
-	return Totals{
-		Connections: f.conns.Load(),
-		Failed:      f.failed.Load(),
-		Denied:      f.denied.Load(),
-		BytesUp:     f.bytesUp.Load(),
-		BytesDown:   f.bytesDown.Load(),
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,10 +20,13 @@ import (
 // testTimeout bounds every wait in this package's tests.
 const testTimeout = 20 * time.Second
 
-// upstream is a real TCP server on 127.0.0.1:0 that runs handle for each
-// connection and counts how many it holds open.
+// upstream is the tests' one tracked-connection server: a real TCP server
+// on 127.0.0.1:0, or a Unix socket in a temporary directory, that runs
+// handle for each connection, counts how many it holds open, and closes
+// them all when the test ends.
 type upstream struct {
 	ln       net.Listener
+	remote   string // its address as REMOTE writes it
 	accepted atomic.Int64
 	open     atomic.Int64
 	maxOpen  atomic.Int64
@@ -31,13 +35,28 @@ type upstream struct {
 	conns    map[net.Conn]bool
 }
 
+// startUpstream starts a TCP upstream.
 func startUpstream(t testing.TB, handle func(c *net.TCPConn)) *upstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startServer(t, "tcp", handle)
+}
+
+// startServer starts an upstream on network, "tcp" or "unix"; C is the
+// connection type handle takes (*net.TCPConn, or stream for either).
+func startServer[C net.Conn](t testing.TB, network string, handle func(C)) *upstream {
+	t.Helper()
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		addr = filepath.Join(t.TempDir(), "up.sock")
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &upstream{ln: ln, conns: make(map[net.Conn]bool)}
+	u := &upstream{ln: ln, remote: ln.Addr().String(), conns: make(map[net.Conn]bool)}
+	if network == "unix" {
+		u.remote = "unix:" + u.remote
+	}
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
@@ -58,7 +77,7 @@ func startUpstream(t testing.TB, handle func(c *net.TCPConn)) *upstream {
 				defer u.wg.Done()
 				defer u.open.Add(-1)
 				defer c.Close()
-				handle(c.(*net.TCPConn))
+				handle(c.(C))
 				u.mu.Lock()
 				delete(u.conns, c)
 				u.mu.Unlock()
@@ -69,7 +88,7 @@ func startUpstream(t testing.TB, handle func(c *net.TCPConn)) *upstream {
 	return u
 }
 
-func (u *upstream) addr() string { return u.ln.Addr().String() }
+func (u *upstream) addr() string { return u.remote }
 
 func (u *upstream) close() {
 	u.ln.Close()
@@ -119,12 +138,6 @@ func shutdown(t *testing.T, f *Forwarder, drain time.Duration) *Summary {
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	return f.Shutdown(ctx)
-}
-
-// stream is a TCP or Unix stream connection.
-type stream interface {
-	net.Conn
-	CloseWrite() error
 }
 
 // dialLocal connects to a forwarder's LOCAL: HOST:PORT or unix:PATH.

@@ -1,5 +1,3 @@
-//go:build !wpgoroutines
-
 package forward
 
 import (
@@ -26,14 +24,11 @@ import (
 // from another goroutine (an abort, the idle timer, Shutdown) can never let an
 // fd number be reused under the loop.
 
-// startsInline: starting a pair only registers it with the loop, so the
-// accept loop starts one itself when a warm upstream is at hand.
-const startsInline = true
-
-// engine is the event loop's part of a Forwarder.
-type engine struct {
+// native is the Linux part of a Forwarder: its event loops, and the
+// accept and dial state of its own sockets.
+type native struct {
 	loops    []*loop         // one per P
-	nextLoop atomic.Uint32   // placePair's turn
+	nextLoop atomic.Uint32   // engineFor's turn
 	lnFile   *os.File        // the listener's duplicate that accept reads
 	lnRC     syscall.RawConn // lnFile's
 	// literal is REMOTE's address once parsed, if it is an IP literal.
@@ -64,14 +59,14 @@ type loop struct {
 	closing bool
 
 	// The loop goroutine's own.
-	pipes  []lpipe            // empty pipes, ready for the next splice
-	buf    []byte             // the replay window's reads
-	evs    []*pair            // this batch's pairs
-	events []unix.EpollEvent  // this batch's events
-	nev    int                // how many, from waitOnce
-	werr   error              // waitOnce's error
-	waitFn func(uintptr) bool // waitOnce, made once: a closure per wait allocates
-	done   finisher           // records completed pairs outside the loop
+	pipes    []lpipe            // empty pipes, ready for the next splice
+	buf      []byte             // the replay window's reads
+	evs      []*pair            // this batch's pairs
+	events   []unix.EpollEvent  // this batch's events
+	nev      int                // how many, from waitOnce
+	werr     error              // waitOnce's error
+	waitFn   func(uintptr) bool // waitOnce, made once: a closure per wait allocates
+	recorder recorder           // records ended pairs off the loop
 }
 
 // lpipe is a pipe that splices bytes through the kernel.
@@ -96,20 +91,17 @@ func getKey(ev *unix.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 }
 
-// startEngine starts a loop per P (GOMAXPROCS, one per core by default):
-// pairs are placed on them in turn and stay there. Two loops on this 2-core
-// machine ran 4-6% more short connections per second than one, at 2-3% less
-// CPU each (a load generator, 50 clients, two runs of 8 interleaved rounds;
-// the bench's quick mode could not tell them apart), and more cores get
-// more loops. If epoll cannot be had, New fails: there is no relay without it.
-func (f *Forwarder) startEngine() error {
+// startNative opens the listener's duplicate that accept reads and starts
+// a loop per P (GOMAXPROCS, one per core by default): pairs are placed on
+// them in turn and stay there. If epoll cannot be had, New fails.
+func (f *Forwarder) startNative() error {
 	if err := f.openAccept(); err != nil {
 		return fmt.Errorf("listener: %w", err)
 	}
 	for range runtime.GOMAXPROCS(0) {
 		l, err := f.newLoop()
 		if err != nil {
-			f.stopEngine()
+			f.stopNative()
 			return err
 		}
 		f.loops = append(f.loops, l)
@@ -117,9 +109,16 @@ func (f *Forwarder) startEngine() error {
 	return nil
 }
 
-// placePair gives p the loop that will relay it, in turn.
-func (f *Forwarder) placePair(p *pair) {
-	p.eng.loop = f.loops[int(f.nextLoop.Add(1))%len(f.loops)]
+// engineFor picks p's engine: the loop for a pair whose ends are both the
+// forwarder's own sockets, the copier for a Stream upstream (DialStream) or
+// when a test asks for it.
+func (f *Forwarder) engineFor(p *pair) engine {
+	if testEngine == "copier" || f.cfg.DialStream != nil {
+		return new(copyPair)
+	}
+	l := f.loops[int(f.nextLoop.Add(1))%len(f.loops)]
+	p.lp.loop = l
+	return l
 }
 
 func (f *Forwarder) newLoop() (*loop, error) {
@@ -148,15 +147,15 @@ func (f *Forwarder) newLoop() (*loop, error) {
 		unix.Close(l.epfd)
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	l.done.start(f)
+	l.recorder.start(f)
 	l.wg.Add(1)
 	go l.run()
 	return l, nil
 }
 
-// stopEngine stops the loops once every pair has finished. Later calls do
+// stopNative stops the loops once every pair has ended. Later calls do
 // nothing.
-func (f *Forwarder) stopEngine() {
+func (f *Forwarder) stopNative() {
 	for _, l := range f.loops {
 		l.stop()
 	}
@@ -167,9 +166,9 @@ func (l *loop) stop() {
 		l.mu.Lock()
 		l.closing = true
 		l.mu.Unlock()
-		l.wake()
+		l.signal()
 		l.wg.Wait()
-		l.done.stop()
+		l.recorder.stop()
 		for _, p := range l.pipes {
 			closePipe(p)
 		}
@@ -178,27 +177,14 @@ func (l *loop) stop() {
 	})
 }
 
-// unregister takes a recycled upstream out of the epoll set before it goes
-// back to the pool; a closed socket leaves the set by itself.
-func (f *Forwarder) unregister(p *pair, recycle bool) {
-	if recycle {
-		p.upstream.Load().do(func(fd int) error {
-			return rawEpollCtl(p.eng.loop.epfd, unix.EPOLL_CTL_DEL, fd, &unix.EpollEvent{})
-		})
-	}
-}
-
-// wake tells the loop that p has news (an abort): it runs p's ends.
-func (p *pair) wake() { p.eng.loop.post(p) }
-
 func (l *loop) post(p *pair) {
 	l.mu.Lock()
 	l.posted = append(l.posted, p)
 	l.mu.Unlock()
-	l.wake()
+	l.signal()
 }
 
-func (l *loop) wake() {
+func (l *loop) signal() {
 	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
 	unix.Write(l.evfd, one)
 }
@@ -255,7 +241,7 @@ func (l *loop) run() {
 				l.evs[i] = nil
 				continue
 			}
-			l.evs[i] = l.pairs[key/2] // nil: a late event of a pair that completed
+			l.evs[i] = l.pairs[key/2] // nil: a late event of a pair that ended
 		}
 		l.mu.Unlock()
 		for i := range events[:n] {
@@ -328,9 +314,9 @@ func closePipe(p lpipe) {
 	unix.Close(p.w)
 }
 
-// finisher records completed pairs (Forwarder.finish) in a goroutine of its
+// recorder records ended pairs (Forwarder.record) in a goroutine of its
 // own, so an OnClose that blocks (a stalled terminal) never stalls the loop.
-type finisher struct {
+type recorder struct {
 	mu   sync.Mutex
 	q    []*pair
 	kick chan struct{}
@@ -338,40 +324,40 @@ type finisher struct {
 	wg   sync.WaitGroup
 }
 
-func (d *finisher) start(f *Forwarder) {
-	d.kick, d.quit = make(chan struct{}, 1), make(chan struct{})
-	d.wg.Add(1)
+func (r *recorder) start(f *Forwarder) {
+	r.kick, r.quit = make(chan struct{}, 1), make(chan struct{})
+	r.wg.Add(1)
 	go func() {
-		defer d.wg.Done()
+		defer r.wg.Done()
 		for {
 			select {
-			case <-d.kick:
-			case <-d.quit:
+			case <-r.kick:
+			case <-r.quit:
 				return
 			}
-			d.mu.Lock()
-			q := d.q
-			d.q = nil
-			d.mu.Unlock()
+			r.mu.Lock()
+			q := r.q
+			r.q = nil
+			r.mu.Unlock()
 			for _, p := range q {
-				f.finish(p)
+				f.record(p)
 			}
 		}
 	}()
 }
 
-func (d *finisher) push(p *pair) {
-	d.mu.Lock()
-	d.q = append(d.q, p)
-	d.mu.Unlock()
+func (r *recorder) push(p *pair) {
+	r.mu.Lock()
+	r.q = append(r.q, p)
+	r.mu.Unlock()
 	select {
-	case d.kick <- struct{}{}:
+	case r.kick <- struct{}{}:
 	default:
 	}
 }
 
-// stop ends the goroutine; call it once every pair has finished.
-func (d *finisher) stop() {
-	close(d.quit)
-	d.wg.Wait()
+// stop ends the goroutine; call it once every pair has ended.
+func (r *recorder) stop() {
+	close(r.quit)
+	r.wg.Wait()
 }

@@ -1,4 +1,4 @@
-//go:build linux && !wpgoroutines
+//go:build linux
 
 package forward
 
@@ -22,13 +22,10 @@ import (
 	"github.com/warmport/warmport/recycle"
 )
 
-// engineTestSetup: the event loop has no test knobs, and reads the replay
-// window into a buffer of its own, so bufsHeld stays 0.
-func engineTestSetup() {}
-
 // Idle pairs cost the loop no goroutine at all, and come back to life in
 // either direction, for half-close, and for abort.
 func TestLoopIdlePairsHoldNoGoroutines(t *testing.T) {
+	onLoop(t)
 	up := startUpstream(t, echo)
 	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 0}})
 	const pairs = 100
@@ -299,6 +296,7 @@ func TestAcceptInheritsSockopts(t *testing.T) {
 // Pairs are spread over the loops, one per P, and an upstream recycled on one
 // loop serves the next client on another.
 func TestLoopsShareThePairs(t *testing.T) {
+	onLoop(t)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
 	f, addr := startForwarder(t, Config{Remote: startHTTPUpstream(t), Reuse: recycle.HTTP, Pool: pool.Options{Warm: 1}})
 	if n := len(f.loops); n != 3 {
@@ -316,7 +314,7 @@ func TestLoopsShareThePairs(t *testing.T) {
 	used := map[*loop]int{}
 	f.mu.Lock()
 	for _, p := range f.active {
-		used[p.eng.loop]++
+		used[p.lp.loop]++
 	}
 	f.mu.Unlock()
 	if len(used) != 3 {

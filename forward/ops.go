@@ -10,11 +10,11 @@ package forward
 //     is attached to an upstream (relay) and again on a replay's fresh
 //     upstream (replace); never at pre-dial, since a warm connection has no
 //     client yet. Its bytes are not the client's: no byte count sees them.
-//   - failover candidates (REMOTE a,b,...): dialUpstream asks the candidate
-//     Set, which calls dialOne for one candidate at a time; the pool, warm
-//     dials included, only ever sees dialUpstream. An upstream kind (TCP or
-//     Unix here; TLS and SSH add theirs) supplies dialOne, so every candidate
-//     is dialed its own way (its own TLS name).
+//   - failover candidates (REMOTE a,b,...): dial asks the candidate Set,
+//     which calls dialOne (upstream.go) for one candidate at a time; the
+//     pool, warm dials included, only ever sees dial. dialOne reaches a
+//     candidate as a socket of ours or through Config.DialStream, which gets
+//     the candidate, so every one is dialed its own way (its own TLS name).
 //   - a passed listener (LOCAL systemd): adopt, instead of listen.
 
 import (
@@ -34,11 +34,9 @@ import (
 type ops struct {
 	denied   atomic.Uint64
 	reporter *allowlist.Reporter // nil without Config.Allow
-	remotes  *failover.Set[*sock]
-	// dialOne dials one REMOTE candidate: dialRemote for TCP and Unix.
-	dialOne func(ctx context.Context, remote string) (*sock, error)
+	remotes  *failover.Set[upConn]
 	// flushPool is the pool, once New made it, for OnUp.
-	flushPool atomic.Pointer[pool.Pool[*sock]]
+	flushPool atomic.Pointer[pool.Pool[upConn]]
 }
 
 // initOps sets up what New needs before it listens and dials.
@@ -59,22 +57,24 @@ func (f *Forwarder) initOps() error {
 			return errNoUnix
 		}
 	}
-	f.remotes = failover.New[*sock](cands, logf)
+	f.remotes = failover.New[upConn](cands, logf)
 	// A better candidate is back: the idle connections are to a worse one.
 	f.remotes.OnUp = func(string) {
 		if p := f.flushPool.Load(); p != nil {
 			p.Flush()
 		}
 	}
-	f.dialOne = f.dialRemote
 	return nil
 }
 
-// dialUpstream dials the first healthy REMOTE candidate; it is the pool's
-// dial function.
-func (f *Forwarder) dialUpstream(ctx context.Context) (*sock, error) {
+// dial reaches the first healthy REMOTE candidate; it is the pool's dial
+// function. A failure returns a nil upConn, never a typed nil.
+func (f *Forwarder) dial(ctx context.Context) (upConn, error) {
 	c, _, err := f.remotes.Dial(ctx, f.dialOne)
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // admit lets c through unless Config.Allow denies it; a denied client is
@@ -109,7 +109,7 @@ func (c clientName) String() string {
 var errShortHeader = errors.New("PROXY protocol header: short write")
 
 // sendHeader writes p's PROXY protocol header to up, if Config asks for one.
-func (f *Forwarder) sendHeader(p *pair, up *sock) error {
+func (f *Forwarder) sendHeader(p *pair, up upConn) error {
 	if f.cfg.ProxyProtocol == 0 {
 		return nil
 	}
@@ -117,12 +117,23 @@ func (f *Forwarder) sendHeader(p *pair, up *sock) error {
 	if err != nil {
 		return err
 	}
-	return writeHeader(up, b)
+	if s, ok := up.(Stream); ok {
+		// Inside TLS or the SSH channel: the header is REMOTE's first
+		// application bytes, as a direct client's would be.
+		s.SetWriteDeadline(time.Now().Add(f.dialTimeout()))
+		defer s.SetWriteDeadline(time.Time{})
+		n, err := s.Write(b)
+		if err == nil && n != len(b) {
+			err = errShortHeader
+		}
+		return err
+	}
+	return writeHeader(up.(*sock), b)
 }
 
 // replace is the pool's Replace for p's replay, with p's PROXY header on
 // the fresh upstream before the replayed bytes.
-func (f *Forwarder) replace(p *pair) (*sock, time.Duration, error) {
+func (f *Forwarder) replace(p *pair) (upConn, time.Duration, error) {
 	c, d, err := f.pool.Replace(f.hardCtx)
 	if err == nil {
 		if err = f.sendHeader(p, c); err != nil {

@@ -12,9 +12,9 @@ import (
 	"github.com/warmport/warmport/recycle"
 )
 
-// pair is one client and its upstream while bytes flow between them. The
-// relay engine moves the bytes: the event loop on Linux (relay_linux.go),
-// a goroutine per direction elsewhere (relay.go).
+// pair is one client and its upstream while bytes flow between them. Its
+// engine moves the bytes (engine.go); the state and decisions here are
+// both engines'.
 type pair struct {
 	f       *Forwarder
 	id      uint64
@@ -22,36 +22,37 @@ type pair struct {
 	started time.Time
 	upAddr  string
 
-	toUp, toClient dir
-	eng            pairEngine // the relay engine's own state of the pair
+	engine engine   // the loop, or the copier's state of the pair (*copyPair), chosen when the pair starts (engineFor)
+	lp     loopPair // the event loop's state of the pair (empty where there is no loop)
 
-	upstream atomic.Pointer[sock] // swapped only by a replay redial
-	up, down atomic.Int64         // bytes client->upstream, upstream->client
-	last     atomic.Int64         // unix ns of the last byte either way (IdleTimeout only)
-	aborted  atomic.Bool          // a reason is final: errors from here on are our own closes
-	idle     atomic.Pointer[time.Timer]
+	upstream           atomic.Pointer[sock]   // the upstream if it is a socket; swapped only by a replay redial
+	upStream           atomic.Pointer[Stream] // the upstream if it is a Stream (upstream.go); swapped likewise
+	bytesUp, bytesDown atomic.Int64           // client->upstream, upstream->client
+	last               atomic.Int64           // unix ns of the last byte either way (IdleTimeout only)
+	aborted            atomic.Bool            // a reason is final: errors from here on are our own closes
+	idle               atomic.Pointer[time.Timer]
 
 	endMu    sync.Mutex // guards closedBy and err only, so abort never waits on mu
 	closedBy string     // first clean end, or the abort reason, which overrides it
 	err      error
 
-	mu          sync.Mutex // the replay window and the recycling state
-	replay      []byte     // client's first bytes while replayOn
-	replayOn    bool       // pooled upstream that has not sent a byte yet
-	redialed    bool
-	clientEOF   bool
-	recycling   bool // --reuse: the client closed cleanly and the tracker proved the upstream clean; stop reading it
-	interrupted bool // upstreamToClient stopped for recycling, cleanly, between chunks
-	source      pool.Source
-	dial        time.Duration
+	mu            sync.Mutex // the replay window and the recycling state
+	replay        []byte     // client's first bytes while replayOn
+	replayOn      bool       // pooled upstream that has not sent a byte yet
+	redialed      bool
+	clientEOF     bool
+	recycling     bool // --reuse: the client closed cleanly and the tracker proved the upstream clean; stop reading it
+	readerStopped bool // the upstream's reader stopped for the recycle, cleanly, between chunks
+	source        pool.Source
+	dial          time.Duration
 
 	tracker recycle.Tracker // --reuse: the protocol's view of the upstream (reuse.go); nil without
 	trackMu sync.Mutex      // the tracker is not safe for concurrent use
 }
 
-// bufSize is the buffer for a chunk read through user space: the client's
-// first bytes while they are kept for a replay (and, in the goroutine relay
-// where there is no splice, every chunk). Everything else splices.
+// bufSize is the buffer for a chunk read through user space: every chunk
+// the copier moves, and on the loop the client's first bytes while they are
+// kept for a replay and every chunk of a --reuse pair.
 const bufSize = 16 << 10
 
 func (p *pair) count(pairCtr, total *atomic.Int64, n int64) {
@@ -84,20 +85,41 @@ func (p *pair) shouldRedial(err error) bool {
 	return p.replayOn && !p.recycling && !p.redialed
 }
 
-// stopRecycling notes that upstreamToClient stopped cleanly between chunks
-// for the recycle clientDone asked for.
-func (p *pair) stopRecycling() {
+// clientEnded: the client sent EOF and every byte it sent before is
+// through. It decides, under mu, whether the upstream is recycled (true:
+// its reader stops between chunks) or gets the EOF (false: half-close), and
+// runs locked with that decision under mu too, so a redial, which swaps the
+// upstream under mu, comes wholly before it or sees clientEOF.
+func (p *pair) clientEnded(locked func(recycling bool)) bool {
+	p.cleanEnd(ClosedByClient)
 	p.mu.Lock()
-	p.interrupted = true
+	defer p.mu.Unlock()
+	p.clientEOF = true
+	p.recycling = p.mayRecycle()
+	if locked != nil {
+		locked(p.recycling)
+	}
+	return p.recycling
+}
+
+// remoteEnded: the upstream sent EOF and every byte before it is through;
+// the client gets the EOF (half-close).
+func (p *pair) remoteEnded() { p.cleanEnd(ClosedByRemote) }
+
+// upstreamReaderStopped notes that the upstream's reader stopped cleanly
+// between chunks for the recycle clientEnded decided.
+func (p *pair) upstreamReaderStopped() {
+	p.mu.Lock()
+	p.readerStopped = true
 	p.mu.Unlock()
 }
 
-// recyclable: --reuse asked for it, upstreamToClient stopped cleanly, and
-// nothing aborted the pair.
+// recyclable: --reuse asked for it, the upstream's reader stopped cleanly,
+// and nothing aborted the pair.
 func (p *pair) recyclable() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.recycling && p.interrupted && !p.aborted.Load()
+	return p.recycling && p.readerStopped && !p.aborted.Load()
 }
 
 // fail ends the pair with an error, unless the error is only the echo of our
@@ -110,11 +132,11 @@ func (p *pair) fail(err error) {
 }
 
 // abort makes reason final (the first abort wins over any clean end), resets
-// both sockets, and wakes the relay so it sees the abort and finishes.
+// both sockets, and wakes its engine so the pair ends.
 //
 // An abort stays an abort: each peer gets a reset (SO_LINGER 0, then close),
 // never the FIN a close sends, so a stream cut off by a peer's reset, the
-// idle timeout, a drain that gave up or a failed replay never looks complete
+// idle timeout, a drain that gave up or a failed replay never looks whole
 // to a protocol that ends at EOF. Clean ends never come here: they pass the
 // EOF on (half-close) and close once both directions are through.
 func (p *pair) abort(reason string, err error) {
@@ -130,11 +152,14 @@ func (p *pair) abort(reason string, err error) {
 	if up := p.upstream.Load(); up != nil {
 		resetClose(up)
 	}
-	p.wake()
+	if s := p.upStream.Load(); s != nil {
+		(*s).Abort()
+	}
+	p.engine.wake(p)
 }
 
-// end records a clean end; the first one wins, and an abort overrides it.
-func (p *pair) end(reason string) {
+// cleanEnd records a clean end; the first one wins, and an abort overrides it.
+func (p *pair) cleanEnd(reason string) {
 	p.endMu.Lock()
 	if p.closedBy == "" {
 		p.closedBy = reason

@@ -24,7 +24,7 @@ func isNoReset(err error) bool { return errors.Is(err, recycle.ErrNoReset) }
 
 // track feeds b, relayed to the upstream (toUp) or to the client, to p's
 // tracker, before b is written on: a response is never seen before the
-// request it answers. The goroutine relay calls it from both directions.
+// request it answers. The copier calls it from both directions.
 func (p *pair) track(toUp bool, b []byte) {
 	p.trackMu.Lock()
 	if toUp {
@@ -38,7 +38,7 @@ func (p *pair) track(toUp bool, b []byte) {
 // mayRecycle: the client ended cleanly and every byte it sent is through;
 // may its upstream go to another client?
 func (p *pair) mayRecycle() bool {
-	if p.tracker == nil || p.f.noReset.Load() {
+	if p.tracker == nil || p.f.noReset.Load() || p.upStream.Load() != nil {
 		return false
 	}
 	p.trackMu.Lock()

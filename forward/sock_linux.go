@@ -1,5 +1,3 @@
-//go:build !wpgoroutines
-
 package forward
 
 import (
@@ -107,10 +105,6 @@ func remoteAddr(c *sock) string {
 	}
 	return netip.AddrPortFrom(c.raddr.Addr().Unmap(), c.raddr.Port()).String()
 }
-
-// SetDeadline does nothing: the fd is nonblocking and nothing waits on it
-// but the loop. It is here for the pool.
-func (s *sock) SetDeadline(time.Time) error { return nil }
 
 // SyscallConn gives the pool's probe the fd. Read calls its function once:
 // the probe never waits.

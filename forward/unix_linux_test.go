@@ -1,19 +1,14 @@
-//go:build !wpgoroutines
-
 package forward
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,45 +20,7 @@ import (
 // and returns its address as REMOTE writes it.
 func upstreamOn(t *testing.T, network string, handle func(stream)) string {
 	t.Helper()
-	if network == "tcp" {
-		return startUpstream(t, func(c *net.TCPConn) { handle(c) }).addr()
-	}
-	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "up.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				handle(c.(*net.UnixConn))
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return "unix:" + ln.Addr().String()
+	return startServer(t, network, handle).addr()
 }
 
 // forwarderOn runs a Forwarder listening on network ("tcp": 127.0.0.1:0;
@@ -91,18 +48,7 @@ func TestUnixRelayHalfCloseGetsWholeReply(t *testing.T) {
 				remote := upstreamOn(t, combo.remote, replyAfterEOF[stream])
 				f, addr := forwarderOn(t, combo.local, Config{Remote: remote, Pool: pool.Options{Warm: warm}})
 				const clients = 10
-				var wg sync.WaitGroup
-				errs := make([]error, clients)
-				var wantUp int64
-				for i := range clients {
-					size := rand.IntN(1 << 20)
-					wantUp += int64(size)
-					wg.Go(func() { errs[i] = roundTrip(addr, size) })
-				}
-				wg.Wait()
-				if err := errors.Join(errs...); err != nil {
-					t.Error(err)
-				}
+				wantUp := roundTrips(t, addr, clients)
 				sum := shutdown(t, f, time.Second)
 				if got := sum.Totals; got.BytesUp != wantUp || got.Connections != clients {
 					t.Errorf("totals = %+v; want %d connections, up %d", got, clients, wantUp)

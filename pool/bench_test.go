@@ -51,7 +51,7 @@ func BenchmarkProbe(b *testing.B) {
 	defer c.Close()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := probe(c, false); err != nil {
+		if _, err := check(c, false); err != nil {
 			b.Fatal(err)
 		}
 	}

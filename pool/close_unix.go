@@ -3,7 +3,7 @@
 package pool
 
 import (
-	"time"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -21,9 +21,10 @@ const drainLimit = 64 << 10
 // MySQL's handshake) would log "Connection reset by peer" or count an
 // aborted connect for each. Reading what is queued, without waiting, first
 // makes the close a FIN.
-func closeUnused(c Socket) {
-	if c.SetDeadline(time.Time{}) == nil { // a past deadline keeps RawConn.Read from calling drain
-		if rc, err := c.SyscallConn(); err == nil {
+func closeUnused(c interface{ Close() error }) {
+	if s, ok := c.(syscall.Conn); ok {
+		clearDeadline(c) // a past deadline keeps RawConn.Read from calling drain
+		if rc, err := s.SyscallConn(); err == nil {
 			rc.Read(drain)
 		}
 	}

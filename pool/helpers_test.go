@@ -217,7 +217,7 @@ func idleHealth(p *Pool[*net.TCPConn]) (dead, withBytes int) {
 	defer p.mu.Unlock()
 	for _, id := range p.idle.Keys() {
 		ic, _ := p.idle.Peek(id)
-		switch h, err := probe(ic.c, false); {
+		switch h, err := check(ic.c, false); {
 		case err != nil:
 			dead++
 		case h == pending:

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -52,19 +51,27 @@ var (
 	ErrUnchecked = errors.New("pool: cannot check connections on this platform")
 )
 
-// Conn is what a pool holds: *net.TCPConn, or a socket type of the caller's
-// own with the same raw access. Its zero value (nil) means no connection.
+// Conn is what a pool holds: any connection that can be closed. Its zero
+// value (nil) means no connection. How the pool checks one is up to what
+// else it has, found by type assertion, so a caller stubs nothing:
+//
+//   - Prober: it checks itself (a TLS connection, an SSH channel, whose
+//     life a peek at a socket cannot tell);
+//   - else SyscallConn (syscall.Conn): a socket, peeked at without waiting
+//     (see probe), its deadlines cleared first if it has SetDeadline;
+//   - else nothing: handed out unchecked (the forwarder's replay covers a
+//     dead one) and never taken back by Put (ErrUnchecked).
 type Conn interface {
 	comparable
-	Socket
+	Close() error
 }
 
-// Socket is the access to a connection the pool needs: the liveness probe
-// reads it through SyscallConn.
-type Socket interface {
-	SyscallConn() (syscall.RawConn, error)
-	SetDeadline(t time.Time) error
-	Close() error
+// Prober is a Conn that checks itself, without waiting: an error means dead
+// (discarded, counted stale); nil means it may be handed out, with any
+// greeting it holds kept for the client. Whether bytes are unread stays
+// unknown to the pool, so Put never takes a Prober back (ErrUnchecked).
+type Prober interface {
+	Probe() error
 }
 
 var errNoConn = errors.New("pool: Dial returned neither a connection nor an error")
@@ -239,7 +246,7 @@ func (p *Pool[C]) TryGet() (c C, src Source, ok bool) {
 		if ic == nil {
 			return c, Cold, false
 		}
-		h, perr := probe(ic.c, false)
+		h, perr := check(ic.c, false)
 		if perr == nil && h == pending && ic.src == Reused {
 			// Put took it quiet: these bytes answer nobody (a late
 			// response, a server's goodbye) and must not reach a client.
@@ -300,7 +307,7 @@ func (p *Pool[C]) Put(c C) error {
 		c.Close()
 		return ErrClosed
 	}
-	h, err := probe(c, true)
+	h, err := check(c, true)
 	switch {
 	case err != nil:
 		c.Close()

@@ -220,14 +220,14 @@ func TestPut(t *testing.T) {
 		{
 			name: "unread bytes", handle: greet, want: ErrUnread,
 			prepare: func(t *testing.T, _ *upstream, _ *Pool[*net.TCPConn], c *net.TCPConn) {
-				waitFor(t, "the greeting", func() bool { h, _ := probe(c, false); return h == pending })
+				waitFor(t, "the greeting", func() bool { h, _ := check(c, false); return h == pending })
 			},
 		},
 		{
 			name: "peer closed", handle: closeAtOnce, want: ErrDead,
 			prepare: func(t *testing.T, u *upstream, _ *Pool[*net.TCPConn], c *net.TCPConn) {
 				waitClosed(t, u, c)
-				waitFor(t, "the FIN", func() bool { _, err := probe(c, false); return err != nil })
+				waitFor(t, "the FIN", func() bool { _, err := check(c, false); return err != nil })
 			},
 		},
 		{

@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -58,7 +59,7 @@ func TestProbe(t *testing.T) {
 				// The server acts asynchronously: wait for the expected answer,
 				// then check it is exactly that.
 				waitFor(t, "the probe's answer", func() bool {
-					h, err = probe(c, tt.strict)
+					h, err = check(c, tt.strict)
 					if tt.wantErr != nil {
 						return err != nil
 					}
@@ -84,7 +85,7 @@ func TestProbe(t *testing.T) {
 // halfCloser is a TCP or Unix stream connection.
 type halfCloser interface {
 	net.Conn
-	Socket
+	syscall.Conn
 	CloseWrite() error
 }
 

@@ -4,7 +4,7 @@ package pool
 
 import (
 	"io"
-	"time"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,13 +17,9 @@ import (
 // connection's TCP state is checked too, which refuses one we shut down
 // for writing.
 //
-// probe clears c's deadlines first: with a past deadline, RawConn.Read fails
-// without calling its function. It must not run while another goroutine
-// reads c.
-func probe(c Socket, strict bool) (health, error) {
-	if err := c.SetDeadline(time.Time{}); err != nil {
-		return quiet, err
-	}
+// The caller clears c's deadlines first (check). probe must not run while
+// another goroutine reads c.
+func probe(c syscall.Conn, strict bool) (health, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return quiet, err

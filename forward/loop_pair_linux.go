@@ -1,5 +1,3 @@
-//go:build !wpgoroutines
-
 package forward
 
 import (
@@ -23,14 +21,15 @@ type dir struct {
 	readable bool   // src signalled input and was not read to EAGAIN since
 	hup      bool   // src's peer signalled its end: a short read may not be the last one
 	eof      bool   // src reached EOF; dst gets it once the bytes before it are through
-	fin      bool
+	ended    bool   // d has ended: its EOF passed on, or stopped for a recycle, or the pair aborted
 }
 
-// pairEngine is the loop's state of a pair.
-type pairEngine struct {
-	loop      *loop // the loop that relays it (placePair)
-	written   int   // bytes of p.replay written to the current upstream
-	redialing bool  // a fresh upstream is being dialed; both directions wait
+// loopPair is the loop's state of a pair.
+type loopPair struct {
+	toUp, toClient dir
+	loop           *loop // the loop that relays it (engineFor)
+	written        int   // bytes of p.replay written to the current upstream
+	redialing      bool  // a fresh upstream is being dialed; both directions wait
 	// A redial's outcome, handed over under p.mu.
 	redialDone     bool
 	redialDeclined bool  // the replay rule said no: the old upstream's failure goes on
@@ -40,40 +39,54 @@ type pairEngine struct {
 	redialErr      error
 }
 
-// start hands p to the loop, which relays it from the first event on.
-func (p *pair) start() {
-	p.toUp.p, p.toClient.p = p, p
+// inline: relay only registers the pair, so the accept loop may call it.
+func (l *loop) inline() bool { return true }
+
+// relay hands p to the loop, which relays it from the first event on.
+func (l *loop) relay(p *pair) {
+	p.lp.toUp.p, p.lp.toClient.p = p, p
 	p.startIdleTimer()
-	if err := p.eng.loop.add(p); err != nil {
+	if err := l.add(p); err != nil {
 		p.abort(ClosedByError, err)
 	}
 	if p.aborted.Load() { // an abort before p was registered was not seen by the loop
-		p.eng.loop.post(p)
+		l.post(p)
 	}
+}
+
+// wake tells the loop that p has news (an abort): it runs p's end.
+func (l *loop) wake(p *pair) { l.post(p) }
+
+// detach takes a recycled upstream out of the epoll set before it goes
+// back to the pool; a closed socket leaves the set by itself.
+func (l *loop) detach(p *pair) {
+	p.upstream.Load().do(func(fd int) error {
+		return rawEpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, &unix.EpollEvent{})
+	})
 }
 
 // event: one of p's sockets signalled.
 func (l *loop) event(p *pair, upstream bool, ev uint32) {
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-		d := &p.toUp
+		d := &p.lp.toUp
 		if upstream {
-			d = &p.toClient
+			d = &p.lp.toClient
 		}
 		d.readable = true
 		if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 			d.hup = true
 		}
 	}
-	l.step(&p.toUp)
-	l.step(&p.toClient)
+	l.step(&p.lp.toUp)
+	l.step(&p.lp.toClient)
 }
 
 // step moves what d can move now: first what is in flight, then what src
 // has, until src or dst would block, src ends, or the pair does.
 func (l *loop) step(d *dir) {
 	p := d.p
-	toUp := d == &p.toUp
-	for !d.fin && !p.aborted.Load() && !p.eng.redialing {
+	toUp := d == &p.lp.toUp
+	for !d.ended && !p.aborted.Load() && !p.lp.redialing {
 		dst, src := p.client, p.upstream.Load()
 		if toUp {
 			dst, src = src, p.client
@@ -115,7 +128,7 @@ func (l *loop) step(d *dir) {
 			d.hasPipe = false
 		}
 		if d.eof {
-			l.ended(d)
+			l.sourceEnded(d)
 			return
 		}
 		if !toUp && p.recycling {
@@ -155,7 +168,7 @@ func (l *loop) step(d *dir) {
 // bytes than the pipe has buffers.
 func (l *loop) read(d *dir, src *sock) (n int, short bool, err error) {
 	p := d.p
-	if d == &p.toUp && p.replayOn {
+	if d == &p.lp.toUp && p.replayOn {
 		n, err := readFD(src, l.buf)
 		if n > 0 {
 			if p.tracker != nil {
@@ -178,7 +191,7 @@ func (l *loop) read(d *dir, src *sock) (n int, short bool, err error) {
 	n, err = spliceIn(src, d)
 	if n > 0 {
 		d.inPipe = n
-		if d == &p.toClient {
+		if d == &p.lp.toClient {
 			l.spoke(p)
 		}
 	}
@@ -197,12 +210,12 @@ func (l *loop) readTracked(d *dir, src *sock) (n int, short bool, err error) {
 	n, err = readFD(src, l.buf)
 	if n > 0 {
 		b := l.buf[:n]
-		toUp := d == &p.toUp
+		toUp := d == &p.lp.toUp
 		p.track(toUp, b)
 		if toUp {
-			p.count(&p.up, &p.f.bytesUp, int64(n))
+			p.count(&p.bytesUp, &p.f.bytesUp, int64(n))
 		} else {
-			p.count(&p.down, &p.f.bytesDown, int64(n))
+			p.count(&p.bytesDown, &p.f.bytesDown, int64(n))
 			l.spoke(p)
 		}
 		d.pend, d.lent = b, true
@@ -214,14 +227,14 @@ func (l *loop) readTracked(d *dir, src *sock) (n int, short bool, err error) {
 // when they do not fit: what was not written yet goes on as pending bytes.
 // They count as sent now: they reach the upstream or the pair fails.
 func (l *loop) keep(p *pair, b []byte) {
-	p.count(&p.up, &p.f.bytesUp, int64(len(b)))
+	p.count(&p.bytesUp, &p.f.bytesUp, int64(len(b)))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.replay)+len(b) <= replayMax {
 		p.replay = append(p.replay, b...)
 		return
 	}
-	p.toUp.pend = append(append([]byte(nil), p.replay[p.eng.written:]...), b...)
+	p.lp.toUp.pend = append(append([]byte(nil), p.replay[p.lp.written:]...), b...)
 	p.replayOn, p.replay = false, nil
 }
 
@@ -233,22 +246,22 @@ func (l *loop) spoke(p *pair) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.toUp.pend = append(p.toUp.pend, p.replay[p.eng.written:]...)
+	p.lp.toUp.pend = append(p.lp.toUp.pend, p.replay[p.lp.written:]...)
 	p.replayOn, p.replay = false, nil
 }
 
 // unwritten is what d has read through user space and not written yet.
 func (l *loop) unwritten(d *dir) []byte {
-	if p := d.p; d == &p.toUp && p.replayOn {
-		return p.replay[p.eng.written:]
+	if p := d.p; d == &p.lp.toUp && p.replayOn {
+		return p.replay[p.lp.written:]
 	}
 	return d.pend
 }
 
 // wrote notes n bytes of unwritten(d) written (counted when kept).
 func (l *loop) wrote(d *dir, n int) {
-	if p := d.p; d == &p.toUp && p.replayOn {
-		p.eng.written += n
+	if p := d.p; d == &p.lp.toUp && p.replayOn {
+		p.lp.written += n
 		return
 	}
 	d.pend = d.pend[n:]
@@ -260,54 +273,50 @@ func (l *loop) wrote(d *dir, n int) {
 // moved counts n bytes that reached d's destination.
 func (l *loop) moved(d *dir, n int) {
 	p := d.p
-	if d == &p.toUp {
-		p.count(&p.up, &p.f.bytesUp, int64(n))
+	if d == &p.lp.toUp {
+		p.count(&p.bytesUp, &p.f.bytesUp, int64(n))
 	} else {
-		p.count(&p.down, &p.f.bytesDown, int64(n))
+		p.count(&p.bytesDown, &p.f.bytesDown, int64(n))
 	}
 }
 
-// ended: d's source reached EOF and everything before it is through. Pass
+// sourceEnded: d's source reached EOF and everything before it is through. Pass
 // the EOF on (half-close), or with --reuse stop reading the upstream so it
-// can go back to the pool unharmed. When the other direction has finished
-// already, complete closes both sockets, and the close sends the FIN.
-func (l *loop) ended(d *dir) {
+// can go back to the pool unharmed. When the other direction has ended
+// already, endIfBoth closes both sockets, and the close sends the FIN.
+func (l *loop) sourceEnded(d *dir) {
 	p := d.p
-	if d == &p.toClient {
+	if d == &p.lp.toClient {
 		if p.shouldRedial(nil) {
 			l.redial(p, nil)
 			return
 		}
-		p.end(ClosedByRemote)
-		d.fin = true
-		if !p.toUp.fin {
+		p.remoteEnded()
+		d.ended = true
+		if !p.lp.toUp.ended {
 			p.client.CloseWrite()
 		}
-		l.finished(p)
+		l.endIfBoth(p)
 		return
 	}
-	p.end(ClosedByClient)
-	p.mu.Lock()
-	p.clientEOF = true
-	p.recycling = p.mayRecycle()
-	p.mu.Unlock()
-	d.fin = true
-	if p.recycling && !p.toClient.fin {
-		l.step(&p.toClient) // it stops once nothing is in flight
+	recycling := p.clientEnded(nil)
+	d.ended = true
+	if recycling && !p.lp.toClient.ended {
+		l.step(&p.lp.toClient) // it stops once nothing is in flight
 		return
 	}
-	if !p.toClient.fin {
+	if !p.lp.toClient.ended {
 		p.upstream.Load().CloseWrite()
 	}
-	l.finished(p)
+	l.endIfBoth(p)
 }
 
 // interrupt stops the upstream->client direction between chunks, for the
 // recycle the client's clean close asked for.
 func (l *loop) interrupt(p *pair) {
-	p.stopRecycling()
-	p.toClient.fin = true
-	l.finished(p)
+	p.upstreamReaderStopped()
+	p.lp.toClient.ended = true
+	l.endIfBoth(p)
 }
 
 // failed: a read or write of p's failed; upstream says it was on the
@@ -331,21 +340,22 @@ func (l *loop) redial(p *pair, cause error) {
 	p.mu.Lock()
 	p.redialed = true
 	p.mu.Unlock()
-	p.eng.redialing = true
-	old, written := p.upstream.Load(), p.eng.written
+	p.lp.redialing = true
+	old, written := p.upstream.Load(), p.lp.written
 	go func() {
 		if !replayable(old, written) {
 			p.mu.Lock()
-			p.eng.redialDone, p.eng.redialDeclined, p.eng.redialCause = true, true, cause
+			p.lp.redialDone, p.lp.redialDeclined, p.lp.redialCause = true, true, cause
 			p.mu.Unlock()
 			l.post(p)
 			return
 		}
 		old.Close()
-		c, d, err := p.f.replace(p)
+		up, d, err := p.f.replace(p)
+		c, _ := up.(*sock) // the loop relays sockets only
 		p.mu.Lock()
-		p.eng.redialDone = true
-		p.eng.redialConn, p.eng.redialDur, p.eng.redialErr = c, d, err
+		p.lp.redialDone = true
+		p.lp.redialConn, p.lp.redialDur, p.lp.redialErr = c, d, err
 		p.mu.Unlock()
 		l.post(p)
 	}()
@@ -357,17 +367,17 @@ func (l *loop) news(p *pair) {
 	_, live := l.pairs[p.id]
 	l.mu.Unlock()
 	if !live {
-		return // completed already, or not registered yet (start posts again)
+		return // ended already, or not registered yet (start posts again)
 	}
-	if p.eng.redialing {
+	if p.lp.redialing {
 		p.mu.Lock()
-		done, c, d, err := p.eng.redialDone, p.eng.redialConn, p.eng.redialDur, p.eng.redialErr
-		declined, cause := p.eng.redialDeclined, p.eng.redialCause
+		done, c, d, err := p.lp.redialDone, p.lp.redialConn, p.lp.redialDur, p.lp.redialErr
+		declined, cause := p.lp.redialDeclined, p.lp.redialCause
 		p.mu.Unlock()
 		if !done {
 			return // an abort during the dial: the dial's post comes next
 		}
-		p.eng.redialing = false
+		p.lp.redialing = false
 		switch {
 		case p.aborted.Load():
 			if c != nil {
@@ -379,8 +389,8 @@ func (l *loop) news(p *pair) {
 			// The upstream's clean EOF goes to the client; kept bytes not
 			// written yet go on to it, as they would on a direct connection.
 			l.spoke(p)
-			l.step(&p.toUp)
-			l.step(&p.toClient)
+			l.step(&p.lp.toUp)
+			l.step(&p.lp.toClient)
 			return
 		case err != nil:
 			p.f.dialFailed(p, err)
@@ -390,8 +400,8 @@ func (l *loop) news(p *pair) {
 		}
 	}
 	if p.aborted.Load() {
-		p.toUp.fin, p.toClient.fin = true, true
-		l.finished(p)
+		p.lp.toUp.ended, p.lp.toClient.ended = true, true
+		l.endIfBoth(p)
 	}
 }
 
@@ -409,24 +419,24 @@ func (l *loop) swap(p *pair, c *sock, d time.Duration) {
 		l.news(p)
 		return
 	}
-	p.toUp.pend, p.eng.written = replay, 0
-	p.toClient.readable, p.toClient.eof, p.toClient.hup = false, false, false
-	if p.toUp.fin { // the client's EOF came: pass it on after the replay
-		p.toUp.fin, p.toUp.eof = false, true
+	p.lp.toUp.pend, p.lp.written = replay, 0
+	p.lp.toClient.readable, p.lp.toClient.eof, p.lp.toClient.hup = false, false, false
+	if p.lp.toUp.ended { // the client's EOF came: pass it on after the replay
+		p.lp.toUp.ended, p.lp.toUp.eof = false, true
 	}
 	if err := l.addSocket(p, true); err != nil {
 		p.abort(ClosedByError, err)
 		return
 	}
-	l.step(&p.toUp)
-	l.step(&p.toClient)
+	l.step(&p.lp.toUp)
+	l.step(&p.lp.toClient)
 }
 
-// finished completes p once both directions are done: its upstream is
-// recycled or closed, its client closed, and the record goes to the
-// finisher.
-func (l *loop) finished(p *pair) {
-	if !p.toUp.fin || !p.toClient.fin {
+// endIfBoth ends p once both directions have ended: its upstream is
+// recycled or closed, its client closed (release, here on the loop), and
+// the record goes to the recorder.
+func (l *loop) endIfBoth(p *pair) {
+	if !p.lp.toUp.ended || !p.lp.toClient.ended {
 		return
 	}
 	l.mu.Lock()
@@ -436,19 +446,18 @@ func (l *loop) finished(p *pair) {
 	if !live {
 		return
 	}
-	for _, d := range []*dir{&p.toUp, &p.toClient} {
+	for _, d := range []*dir{&p.lp.toUp, &p.lp.toClient} {
 		if d.hasPipe {
 			l.putPipe(d.pipe, d.inPipe == 0)
 			d.hasPipe = false
 		}
 	}
-	p.f.releaseUpstream(p)
-	p.client.Close()
+	p.f.release(p)
 	if p.f.cfg.OnClose == nil {
-		p.f.finish(p) // it never blocks then: no need to wake the finisher
+		p.f.record(p) // it never blocks then: no need to wake the recorder
 		return
 	}
-	l.done.push(p)
+	l.recorder.push(p)
 }
 
 // The relay's syscalls, each made under the socket's lock (sock.io). EINTR
