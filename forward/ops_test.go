@@ -2,12 +2,14 @@ package forward
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,4 +129,61 @@ func mustAddrPort(t *testing.T, addr string) netip.AddrPort {
 		t.Fatal(err)
 	}
 	return ap
+}
+
+// A Stream upstream (TLS, SSH) with failover candidates: DialStream is
+// asked for each candidate in order, the dead first one is skipped, the
+// record names the one that served, and the PROXY header goes inside the
+// stream before the client's bytes.
+func TestStreamCandidatesAndHeader(t *testing.T) {
+	dead := startUpstream(t, echo)
+	deadAddr := dead.addr()
+	dead.close()
+	up := startUpstream(t, func(c *net.TCPConn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		hdr := make([]byte, 28) // v2, TCP4
+		if _, err := io.ReadFull(c, hdr); err != nil || string(hdr[:12]) != "\r\n\r\n\x00\r\nQUIT\n" {
+			return // not the header: the client sees EOF, never its echo
+		}
+		echo(c)
+	})
+	var mu sync.Mutex
+	var asked []string
+	var probes atomic.Int64
+	dialStream := streamDialer(&probes)
+	var lines []string
+	f, addr := startForwarder(t, Config{Remote: deadAddr + "," + up.addr(), ProxyProtocol: proxyhdr.V2, Pool: pool.Options{Warm: 1},
+		Logf: func(format string, args ...any) {
+			mu.Lock()
+			lines = append(lines, fmt.Sprintf(format, args...))
+			mu.Unlock()
+		},
+		DialStream: func(ctx context.Context, remote string) (Stream, error) {
+			mu.Lock()
+			asked = append(asked, remote)
+			mu.Unlock()
+			return dialStream(ctx, remote)
+		}})
+	eventually(t, "pool filled", func() bool { return f.pool.Stats().Idle == 1 })
+	c := dial(t, addr)
+	msg := "through the second candidate\n"
+	c.Write([]byte(msg))
+	c.CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != msg {
+		t.Fatalf("echo: got %q, %v; want %q", got, err, msg)
+	}
+	c.Close()
+	sum := shutdown(t, f, time.Second)
+	if r := sum.Connections; len(r) != 1 || r[0].Upstream != up.addr() || r[0].BytesUp != int64(len(msg)) {
+		t.Errorf("records %+v; want one served by %s with bytes_up %d", r, up.addr(), len(msg))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) < 2 || asked[0] != deadAddr || asked[1] != up.addr() {
+		t.Errorf("DialStream asked for %v; want %s, then %s", asked, deadAddr, up.addr())
+	}
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "warmport: upstream "+deadAddr+" is down") {
+		t.Errorf("lines %q; want one saying %s is down", lines, deadAddr)
+	}
 }
