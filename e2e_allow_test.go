@@ -215,3 +215,24 @@ func regexpLine(s, re string) bool {
 	}
 	return false
 }
+
+// Denied clients are not connections for --exit-idle: a scan does not keep
+// an idle forwarder alive.
+func TestAllowDeniedDoNotHoldExitIdle(t *testing.T) {
+	up := startUpstream(t, echo)
+	p := startWarmport(t, "forward", "--json", "--exit-idle", "500ms", "--allow", "10.0.0.0/8", "127.0.0.1:0", up.addr())
+	addr := p.waitReady(t)
+	deadline := time.Now().Add(exitTimeout)
+	for !p.exited() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still running %v into a stream of denied clients; want an exit after --exit-idle 500ms", exitTimeout)
+		}
+		tryEcho(t, "127.0.0.1", addr, "x") // refused once it exited: either way, knocking goes on
+		time.Sleep(20 * time.Millisecond) // the scan's pace, not a wait for anything
+	}
+	res := p.wait(t, exitTimeout)
+	s := parseSummary(t, res.stdout)
+	if res.status != 0 || s.Totals.Denied == 0 || s.Totals.Connections != 0 {
+		t.Errorf("status %d, denied %d, connections %d; want 0, some, 0", res.status, s.Totals.Denied, s.Totals.Connections)
+	}
+}
