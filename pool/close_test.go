@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -42,6 +43,55 @@ func TestUnusedCloseIsFIN(t *testing.T) {
 			case err := <-ends:
 				if err != nil {
 					t.Errorf("the server's read ended with %v; want EOF (a FIN, not a reset)", err)
+				}
+			case <-time.After(waitTimeout):
+				t.Fatal("the server never saw the pooled connection end")
+			}
+		})
+	}
+}
+
+// TestUnusedCloseWaitsForLateGreeting: a server that greets only after the
+// pool let its connection go (sshd under load greets tens of milliseconds
+// after accepting) is not answered with a reset: the pool's side is shut
+// down for writing but still reads, until the server's own FIN. A socket
+// closed outright answers the late greeting with a reset, which the server's
+// next writes see (its reads cannot: our FIN came first).
+func TestUnusedCloseWaitsForLateGreeting(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		let  func(p *Pool[*net.TCPConn])
+		ttl  time.Duration
+	}{
+		{"expired", func(*Pool[*net.TCPConn]) {}, 50 * time.Millisecond},
+		{"closed", func(p *Pool[*net.TCPConn]) { go p.Close() }, time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ends := make(chan error, 4)
+			u := startUpstream(t, func(c net.Conn) {
+				defer c.Close()
+				if _, err := c.Read(make([]byte, 1)); err != io.EOF { // the pool's FIN, before any greeting
+					ends <- fmt.Errorf("first read: %v; want EOF", err)
+					return
+				}
+				// A reset comes back within a loopback round trip of the first
+				// write; a few more writes, a few ms apart, are sure to meet it.
+				for i := range 5 {
+					if _, err := io.WriteString(c, greeting); err != nil {
+						ends <- fmt.Errorf("write %d after the pool's FIN: %w", i, err)
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				ends <- nil
+			})
+			p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 1, TTL: tc.ttl})
+			waitIdle(t, p, 1)
+			tc.let(p)
+			select {
+			case err := <-ends:
+				if err != nil {
+					t.Errorf("the server: %v; want no reset", err)
 				}
 			case <-time.After(waitTimeout):
 				t.Fatal("the server never saw the pooled connection end")

@@ -31,7 +31,7 @@ func (p *Pool[C]) unlock() {
 	p.doomed = nil
 	p.mu.Unlock()
 	for _, c := range doomed {
-		closeUnused(c)
+		p.letGo(c)
 	}
 }
 

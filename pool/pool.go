@@ -170,6 +170,8 @@ type Pool[C Conn] struct {
 	reapAt  time.Time     // what the reaper's timer waits for; zero if nothing
 	doomed  []C           // to close once mu is released (see unlock)
 
+	linger lingerSet // connections let go, waiting for their server's FIN (see letGo)
+
 	hits, misses, stale, evicted, expired, reused, dials atomic.Uint64
 }
 
@@ -350,7 +352,8 @@ func (p *Pool[C]) Stats() Stats {
 }
 
 // Close closes the idle connections, cancels background dials and waits for
-// every goroutine the pool started. Connections handed out stay open. After
+// every goroutine the pool started, and for the connections it let go to end
+// (at most lingerAtEnd: see letGo). Connections handed out stay open. After
 // Close, Get still dials (Cold) and Put closes and returns ErrClosed. Close
 // always returns nil; later calls wait too.
 func (p *Pool[C]) Close() error {
@@ -366,6 +369,7 @@ func (p *Pool[C]) Close() error {
 	}
 	p.unlock()
 	p.wg.Wait()
+	p.linger.close()
 	return nil
 }
 
