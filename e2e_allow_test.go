@@ -228,7 +228,7 @@ func TestAllowDeniedDoNotHoldExitIdle(t *testing.T) {
 			t.Fatalf("still running %v into a stream of denied clients; want an exit after --exit-idle 500ms", exitTimeout)
 		}
 		tryEcho(t, "127.0.0.1", addr, "x") // refused once it exited: either way, knocking goes on
-		time.Sleep(20 * time.Millisecond) // the scan's pace, not a wait for anything
+		time.Sleep(20 * time.Millisecond)  // the scan's pace, not a wait for anything
 	}
 	res := p.wait(t, exitTimeout)
 	s := parseSummary(t, res.stdout)
