@@ -16,6 +16,8 @@ import (
 
 	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
+	"github.com/warmport/warmport/upstream/sshvia"
 )
 
 var benchCommand = &cli.Command{
@@ -39,7 +41,7 @@ const maxBenchClients = 10_000
 
 // benchFlags are bench's flags with their bounds (see flagSpec). --warm stops
 // at the pool's default bound, which the pooled mode uses.
-var benchFlags = []flagSpec{
+var benchFlags = append([]flagSpec{
 	{Flag: &cli.IntFlag{Name: "clients", Aliases: []string{"n"}, Value: 50, Usage: "`N` new clients per mode, one after another"},
 		min: 1, max: maxBenchClients},
 	{Flag: &cli.DurationFlag{Name: "interval", Value: 25 * time.Millisecond, Usage: "pause `DUR` between clients, as clients that come and go; 0 = none"}},
@@ -50,7 +52,7 @@ var benchFlags = []flagSpec{
 	{Flag: &cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "give up on one client after `DUR`; more than 0"},
 		positive: true},
 	{Flag: &cli.BoolFlag{Name: "json", Usage: "print the results as JSON on stdout"}},
-}
+}, benchSSHFlags()...) // --via: against your own SSH server (bench_via.go)
 
 func init() {
 	for _, s := range benchFlags {
@@ -73,6 +75,7 @@ type benchMode struct {
 
 type benchResult struct {
 	Remote     string      `json:"remote"`
+	Via        string      `json:"via,omitempty"` // bench --via: the SSH server, user@host:port
 	Embedded   bool        `json:"embedded"`
 	SetupDelay float64     `json:"setup_delay_ms,omitempty"`
 	Clients    int         `json:"clients"`
@@ -112,21 +115,36 @@ func benchAction(c *cli.Context) error {
 		}
 		defer up.close()
 		res.Remote, res.Embedded = up.addr(), true
-		res.SetupDelay = ms(c.Duration("setup-delay"))
+		res.SetupDelay = session.Millis(c.Duration("setup-delay"))
 		if send == nil {
 			send = []byte{'x'}
 		}
 	}
 	b := &bencher{send: send, timeout: c.Duration("timeout"), interval: c.Duration("interval"), n: n}
-	if err := b.check(res.Remote); err != nil {
+	tun, sshCfg, err := benchVia(c, res.Remote, b.timeout)
+	if err != nil {
 		return err
 	}
 	ctx := signalsFrom(c.Context).stopCtx
-	for _, m := range []struct {
+	modes := []struct {
 		name string
-		warm int // -1: direct
-	}{{"direct", -1}, {"warmport --warm 0", 0}, {fmt.Sprintf("warmport --warm %d", warm), warm}} {
-		mode, err := b.run(ctx, res.Remote, m.name, m.warm)
+		warm int // -1: direct, or a new SSH connection per client with --via
+	}{{"direct", -1}, {"warmport --warm 0", 0}, {fmt.Sprintf("warmport --warm %d", warm), warm}}
+	if tun != nil {
+		defer tun.Close()
+		b.via, res.Via = tun, tun.String()
+		modes[1].name, modes[2].name = "warmport --via --warm 0", fmt.Sprintf("warmport --via --warm %d", warm)
+	} else if err := b.check(res.Remote); err != nil {
+		return err
+	}
+	for _, m := range modes {
+		var mode benchMode
+		var err error
+		if m.warm < 0 && tun != nil {
+			mode, err = b.runFresh(ctx, sshCfg, res.Remote)
+		} else {
+			mode, err = b.run(ctx, res.Remote, m.name, m.warm)
+		}
 		if err != nil {
 			return err
 		}
@@ -141,6 +159,7 @@ func benchAction(c *cli.Context) error {
 }
 
 type bencher struct {
+	via      *sshvia.Tunnel // bench --via; nil without
 	send     []byte
 	timeout  time.Duration
 	interval time.Duration
@@ -168,8 +187,12 @@ func (b *bencher) run(ctx context.Context, remote, name string, warm int) (bench
 	var fw *forward.Forwarder
 	if warm >= 0 {
 		var err error
-		fw, err = forward.New(forward.Config{Local: "127.0.0.1:0", Remote: remote, DialTimeout: b.timeout,
-			Pool: pool.Options{Warm: warm, TTL: time.Minute}})
+		cfg := forward.Config{Local: "127.0.0.1:0", Remote: remote, DialTimeout: b.timeout,
+			Pool: pool.Options{Warm: warm, TTL: time.Minute}}
+		if b.via != nil {
+			(&sshTunnel{tun: b.via}).upstream(&cfg)
+		}
+		fw, err = forward.New(cfg)
 		if err != nil {
 			return mode, runtimeErrorf("bench: start the forwarder: %v", err)
 		}
@@ -198,14 +221,19 @@ func (b *bencher) run(ctx context.Context, remote, name string, warm int) (bench
 		}
 		mode.samples = append(mode.samples, d)
 	}
-	slices.Sort(mode.samples)
-	mode.P50, mode.P90, mode.P99 = ms(pct(mode.samples, 50)), ms(pct(mode.samples, 90)), ms(pct(mode.samples, 99))
+	mode.summarize()
 	if fw != nil && warm > 0 {
 		if p := fw.PoolStats(); p.Hits+p.Misses > 0 {
 			mode.HitRate = float64(p.Hits) / float64(p.Hits+p.Misses)
 		}
 	}
 	return mode, nil
+}
+
+// summarize sorts the samples and takes their percentiles.
+func (m *benchMode) summarize() {
+	slices.Sort(m.samples)
+	m.P50, m.P90, m.P99 = session.Millis(pct(m.samples, 50)), session.Millis(pct(m.samples, 90)), session.Millis(pct(m.samples, 99))
 }
 
 // waitWarm waits until the pool holds warm connections, so the first
@@ -256,15 +284,16 @@ func pct(sorted []time.Duration, p int) time.Duration {
 	return sorted[min(max(i-1, 0), len(sorted)-1)]
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
 func renderBench(w io.Writer, r *benchResult) {
-	what := r.Remote
+	what, vs, base := r.Remote, "VS DIRECT", "a direct connection's"
+	if r.Via != "" {
+		what, vs, base = r.Remote+" via "+r.Via, "VS NEW SSH", "a new SSH connection's"
+	}
 	if r.Embedded {
 		what = fmt.Sprintf("embedded upstream %s with a %s setup delay", r.Remote, fmtMS(r.SetupDelay))
 	}
 	fmt.Fprintf(w, "%s %d new clients per mode (connect, send, first byte back) to %s\n", bold("warmport bench:"), r.Clients, what)
-	t := &table{cols: []column{{"MODE", false}, {"P50", true}, {"P90", true}, {"P99", true}, {"VS DIRECT", true}, {"POOL HITS", true}}}
+	t := &table{cols: []column{{"MODE", false}, {"P50", true}, {"P90", true}, {"P99", true}, {vs, true}, {"POOL HITS", true}}}
 	direct := r.Modes[0].P50
 	for i, m := range r.Modes {
 		ratio, hits := "1.00x", ""
@@ -272,7 +301,7 @@ func renderBench(w io.Writer, r *benchResult) {
 			ratio = fmt.Sprintf("%.2fx", m.P50/direct)
 		}
 		if m.HitRate > 0 {
-			hits = fmt.Sprintf("%.0f%%", m.HitRate*100)
+			hits = ratePercent(m.HitRate)
 		}
 		paint := []func(...any) string{nil, nil, nil, nil, nil, nil}
 		if i == len(r.Modes)-1 {
@@ -282,8 +311,8 @@ func renderBench(w io.Writer, r *benchResult) {
 	}
 	t.write(w)
 	if r.SavedP50 > 0 {
-		fmt.Fprintf(w, "the pool saved each new client %s at the median (%.0f%% of a direct connection's wait)\n",
-			green(fmtMS(r.SavedP50)), r.SavedP50/direct*100)
+		fmt.Fprintf(w, "the pool saved each new client %s at the median (%.0f%% of %s wait)\n",
+			green(fmtMS(r.SavedP50)), r.SavedP50/direct*100, base)
 	} else {
 		fmt.Fprintf(w, "the pool saved nothing measurable here: the upstream's handshake is already cheap (loopback?)\n")
 	}

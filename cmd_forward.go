@@ -33,9 +33,13 @@ func forwardAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	ssh, err := sshOptions(c)
+	if err != nil {
+		return err
+	}
 	o := sessionOptions(func(string) *cli.Context { return c })
 	o.command = fa.command
-	return runSession(c, []forwardSpec{{local: fa.local, remote: fa.remote, cfg: cfg, requireRemote: c.Bool("require-remote")}}, o)
+	return runSession(c, []forwardSpec{{local: fa.local, remote: fa.remote, cfg: cfg, requireRemote: c.Bool("require-remote"), ssh: ssh}}, o)
 }
 
 // listenError says what went wrong binding LOCAL and what to do about it.

@@ -187,7 +187,11 @@ func profileSpecs(c *cli.Context, p *profile.Profile) ([]forwardSpec, error) {
 		if err != nil {
 			return nil, fw.Errorf(flagOf(err), "%v", err)
 		}
-		specs = append(specs, forwardSpec{name: fw.Name, local: local, remote: remote, cfg: cfg, requireRemote: fc.Bool("require-remote")})
+		ssh, err := sshOptions(fc)
+		if err != nil {
+			return nil, fw.Errorf(flagOf(err), "%v", err)
+		}
+		specs = append(specs, forwardSpec{name: fw.Name, local: local, remote: remote, cfg: cfg, requireRemote: fc.Bool("require-remote"), ssh: ssh})
 	}
 	return specs, nil
 }

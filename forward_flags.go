@@ -92,6 +92,12 @@ var forwardFlags = []flagSpec{
 		scope: processWide},
 	{Flag: stateDirFlag, scope: processWide},
 
+	// --via: reach REMOTE through an SSH server (ssh_flags.go checks them).
+	{Flag: &cli.StringFlag{Name: "via", Usage: "reach REMOTE through the SSH server `[USER@]HOST[:PORT]` (HOST may be a Host alias of the SSH config), as ssh -L does; REMOTE is dialed by that server"}},
+	{Flag: &cli.StringSliceFlag{Name: "identity", Usage: "with --via: a private key `FILE` to try after the agent's keys, instead of the config's IdentityFile and the default keys (repeatable)"}},
+	{Flag: &cli.StringFlag{Name: "known-hosts", Usage: "with --via: check the SSH server's host key against `FILE`", DefaultText: "the config's UserKnownHostsFile, else ~/.ssh/known_hosts"}},
+	{Flag: &cli.StringFlag{Name: "ssh-config", Usage: "with --via: read this ssh_config `FILE` (through ssh -G); none reads none", DefaultText: "~/.ssh/config"}},
+
 	// Operations: who may connect, and what REMOTE learns about them.
 	{Flag: &cli.StringSliceFlag{Name: "allow", Usage: "only clients from `CIDR[,CIDR...]` (repeatable; a bare IP is one address); others are reset at accept and counted as denied. Default: everyone who can reach LOCAL"}},
 	{Flag: &cli.StringFlag{Name: "proxy-protocol", Usage: "send REMOTE a PROXY protocol header (`VERSION` v1 or v2) with the client's address before its bytes, on warm connections too; not with --reuse",

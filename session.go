@@ -16,6 +16,7 @@ import (
 	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
 	"github.com/warmport/warmport/profile"
+	"github.com/warmport/warmport/upstream/sshvia"
 )
 
 // A session is one run of warmport forward or warmport up: its forwards
@@ -29,6 +30,8 @@ type forwardSpec struct {
 	local, remote string // checked LOCAL and REMOTE
 	cfg           forward.Config
 	requireRemote bool
+	ssh           sshvia.Config // --via and its options; Via "" without SSH
+	tunnel        *sshTunnel    // its SSH connection, once open (ssh_session.go)
 }
 
 // sessionOpts are the settings of the whole process (the process-wide flags).
@@ -96,12 +99,14 @@ func startForwards(specs []forwardSpec, o sessionOpts, out *lineQueue) ([]*forwa
 		r.cfg.Logf = r.noticef(out)
 		r.dials = newDialWatch(s.remote+r.tag(), s.requireRemote, out.printf)
 		r.cfg.Pool.OnDial = r.dials.report
+		s.tunnel.upstream(&r.cfg) // --via: channels of its SSH connection
 		fw, err := forward.New(r.cfg)
 		if err != nil {
 			shutdownAll(runs, context.Background())
 			return nil, namedError(s.name, listenError(s.local, err))
 		}
 		r.fw = fw
+		s.tunnel.serves(fw)
 		runs = append(runs, r)
 	}
 	return runs, nil
@@ -130,12 +135,18 @@ func runSession(c *cli.Context, specs []forwardSpec, o sessionOpts) error {
 	}
 	stderr := newProgressWriter(c.App.ErrWriter)
 	out := newLineQueue(stderr) // See output.go
+	sigs := signalsFrom(c.Context)
+	tunnels, err := openTunnels(sigs.stopCtx, specs, out, o.up)
+	if err != nil {
+		dropJSONFile(jsonFile)
+		return err
+	}
+	defer closeTunnels(tunnels) // after the forwards' drain: their channels need it
 	runs, err := startForwards(specs, o, out)
 	if err != nil {
 		dropJSONFile(jsonFile)
 		return err
 	}
-	sigs := signalsFrom(c.Context)
 	for _, r := range runs {
 		if err := requireRemote(sigs.stopCtx, r); err != nil {
 			shutdownAll(runs, context.Background())

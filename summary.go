@@ -258,11 +258,17 @@ func percent(n, total uint64) string {
 	if total == 0 {
 		return "-"
 	}
-	p := float64(n) / float64(total) * 100
+	return ratePercent(float64(n) / float64(total))
+}
+
+// ratePercent is a rate in [0, 1] as percent prints it: 100% only for 1, 0%
+// only for 0.
+func ratePercent(r float64) string {
+	p := r * 100
 	switch {
-	case n < total && p >= 99.5:
+	case r < 1 && p >= 99.5:
 		return fmt.Sprintf("%.1f%%", math.Floor(p*10)/10) // 99.96 is 99.9, never 100.0
-	case n > 0 && p < 0.5:
+	case r > 0 && p < 0.5:
 		return "<1%"
 	}
 	return fmt.Sprintf("%.0f%%", p)

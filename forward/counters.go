@@ -26,6 +26,7 @@ func (f *Forwarder) Summary() Summary {
 	return Summary{
 		Local:       f.Addr().String(),
 		Remote:      f.cfg.Remote,
+		Via:         f.cfg.Via,
 		Started:     f.started,
 		Ended:       time.Now(),
 		Connections: recs,

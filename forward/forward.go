@@ -42,6 +42,7 @@ type Config struct {
 	// the forwarder's own, each candidate its own way (its TLS name); ctx
 	// carries the dial timeout. nil: dial remote.
 	DialStream  func(ctx context.Context, remote string) (Stream, error)
+	Via         string        // the SSH server DialStream reaches Remote through, for the summary; "" = none
 	IdleTimeout time.Duration // close a pair after this long with no byte either way; 0 = never
 	MaxConns    int           // clients relayed at once, extra ones wait in the backlog; 0 = no limit
 	ExitIdle    time.Duration // Serve returns ErrIdle after this long with no connection; 0 = never

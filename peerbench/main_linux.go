@@ -33,6 +33,8 @@ func main() {
 			os.Exit(runServe(os.Args[2:]))
 		case "__ttfb":
 			os.Exit(runTTFBClient(os.Args[2:]))
+		case "__sshw":
+			os.Exit(runSSHWClient(os.Args[2:]))
 		}
 	}
 	os.Exit(runBench(os.Args[1:]))
@@ -62,8 +64,8 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("peerbench", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "one short round (under 2 minutes) instead of five full ones (under 10)")
 	rounds := fs.Int("rounds", 0, "rounds over all peers (default 5, or 1 with -quick)")
-	tests := fs.String("tests", "bulk,conns,ttfb,idle", "tests to run, comma-separated")
-	peers := fs.String("peers", "direct,warmport,socat,systemd-socket-proxyd,haproxy", "peers to run, comma-separated")
+	tests := fs.String("tests", "bulk,conns,ttfb,idle", "tests to run, comma-separated; ssh-ttfb, ssh-bulk, ssh-conns, ssh-heal (or ssh: all four) compare warmport --via with OpenSSH")
+	peers := fs.String("peers", "direct,warmport,socat,systemd-socket-proxyd,haproxy,ssh", "peers to run, comma-separated")
 	warmportBin := fs.String("warmport", "", "use this warmport binary instead of building the repository's")
 	beforeBin := fs.String("warmport-before", "", "also run this (older) warmport binary: every warmport row gets a \"(before)\" twin, interleaved")
 	noInstall := fs.Bool("no-install", false, "do not apt-get install missing socat/haproxy; skip them")
@@ -103,13 +105,17 @@ func parseFlags(args []string) (config, error) {
 		c.rounds = min(*rounds, 20)
 	}
 	for _, t := range strings.Split(*tests, ",") {
-		if !slices.Contains([]string{testBulk, testConns, testTTFB, testIdle}, t) {
-			return config{}, fmt.Errorf("unknown test %q (bulk, conns, ttfb, idle)", t)
+		if t == "ssh" {
+			c.tests = append(c.tests, sshTests...)
+			continue
+		}
+		if !slices.Contains(append([]string{testBulk, testConns, testTTFB, testIdle}, sshTests...), t) {
+			return config{}, fmt.Errorf("unknown test %q (bulk, conns, ttfb, idle, ssh-ttfb, ssh-bulk, ssh-conns, ssh-heal, ssh)", t)
 		}
 		c.tests = append(c.tests, t)
 	}
 	for _, k := range strings.Split(*peers, ",") {
-		if !slices.Contains([]string{kindDirect, kindWarmport, kindSocat, kindProxyd, kindHAProxy}, k) {
+		if !slices.Contains([]string{kindDirect, kindWarmport, kindSocat, kindProxyd, kindHAProxy, kindSSH}, k) {
 			return config{}, fmt.Errorf("unknown peer %q", k)
 		}
 		c.peerKinds[k] = true
@@ -131,6 +137,7 @@ type bench struct {
 	cfgN   int     // HAProxy configs written
 	nofile uint64  // RLIMIT_NOFILE of this process and its children
 	res    *results
+	sshRig *sshRig // the SSH tests' bastions and keys (ssh_linux.go)
 }
 
 // raiseNofile raises RLIMIT_NOFILE (soft and hard) to want, or if that is
@@ -183,7 +190,7 @@ func runBench(args []string) (code int) {
 		os.Exit(130)
 	})
 
-	if slices.Contains(cfg.tests, testTTFB) {
+	if needsLink(cfg.tests) {
 		for _, ns := range []string{nsCli, nsUp} {
 			if nsExists(ns) {
 				logf("network namespace %s already exists: refusing to start (delete it with `ip netns del %s` if it is a leftover)", ns, ns)
@@ -211,6 +218,10 @@ func runBench(args []string) (code int) {
 		logf("%v", err)
 		return 1
 	}
+	if err := b.startSSH(); err != nil {
+		logf("%v", err)
+		return 1
+	}
 	header := b.header()
 	rounds := b.runRounds(began)
 
@@ -221,7 +232,7 @@ func runBench(args []string) (code int) {
 	}
 	ri := runInfo{rounds: rounds, bulkTime: cfg.bulkTime, connTime: cfg.connTime, clients: cfg.clients,
 		ttfbClients: cfg.ttfbClients, idleConns: cfg.idleConns}
-	tables := b.res.tables(ri, b.rowNames())
+	tables := append(b.res.tables(ri, b.rowNames()), b.res.sshTables(ri, b.rowNames())...)
 	for _, t := range tables {
 		fmt.Fprintln(out)
 		fmt.Fprint(out, t.plain())
@@ -250,7 +261,7 @@ func (b *bench) startUpstreams() error {
 		return err
 	}
 	atExit(func() { b.sink.close(); b.echo.close(); b.http.close() })
-	if !slices.Contains(b.cfg.tests, testTTFB) {
+	if !needsLink(b.cfg.tests) {
 		return nil
 	}
 	logf("creating network namespaces %s and %s joined by a %s-each-way TUN relay", nsCli, nsUp, oneWay)
@@ -284,6 +295,11 @@ func (b *bench) startUpstreams() error {
 	return nil
 }
 
+// needsLink: the time-to-first-byte tests run across the link.
+func needsLink(tests []string) bool {
+	return slices.Contains(tests, testTTFB) || slices.Contains(tests, testSSHTTFB)
+}
+
 // test is one of the four measurements with the peers it compares.
 type test struct {
 	name  string
@@ -298,6 +314,7 @@ func (b *bench) testList() []test {
 		{testTTFB, []peer{pDirect, pWarm0, pWarm2, pSocat, pProxyd, pHAProxy}, b.ttfb},
 		{testIdle, []peer{pWarmport, pSocat, pProxyd, pHAProxy}, b.idle},
 	}
+	all = append(all, b.sshTestList()...)
 	var out []test
 	for _, t := range all {
 		if !slices.Contains(b.cfg.tests, t.name) {

@@ -25,7 +25,12 @@ const (
 // sink received in a window that starts after a warm-up, so connection setup
 // and slow start are not in it.
 func (b *bench) bulk(p peer) (map[string]float64, error) {
-	f, err := b.start(p, "", b.sink.addr(), false)
+	return b.bulkThrough(p, func() (*forwarder, error) { return b.start(p, "", b.sink.addr(), false) })
+}
+
+// bulkThrough is bulk through the forwarder start starts.
+func (b *bench) bulkThrough(p peer, start func() (*forwarder, error)) (map[string]float64, error) {
+	f, err := start()
 	if err != nil {
 		return nil, err
 	}
@@ -91,8 +96,14 @@ func writeUntil(c net.Conn, stop <-chan struct{}, limit time.Duration) error {
 // HTTP/1.1 GET, reading its whole reply and closing, over and over. Counted
 // in a window after a warm-up.
 func (b *bench) conns(p peer) (map[string]float64, error) {
+	return b.connsThrough(p, func() (*forwarder, error) { return b.start(p, "", b.http.addr(), p.kind == kindWarmport) })
+}
+
+// connsThrough is conns through the forwarder start starts (warmport's with
+// --json, for its pool hits).
+func (b *bench) connsThrough(p peer, start func() (*forwarder, error)) (map[string]float64, error) {
 	isWarmport := p.kind == kindWarmport
-	f, err := b.start(p, "", b.http.addr(), isWarmport)
+	f, err := start()
 	if err != nil {
 		return nil, err
 	}
@@ -190,12 +201,19 @@ func (b *bench) ttfb(p peer) (map[string]float64, error) {
 	if f.proc != nil && !isWarmport { // warmport said it listens; a probe would count as a client
 		argv = append(argv, "-poll", "10s")
 	}
+	return b.ttfbRun(p, f, argv)
+}
+
+// ttfbRun runs the time-to-first-byte client argv against f (nil: the
+// client reaches the upstream on its own) and takes its percentiles, and
+// warmport's pool hits.
+func (b *bench) ttfbRun(p peer, f *forwarder, argv []string) (map[string]float64, error) {
 	var abort <-chan struct{}
-	if f.proc != nil {
+	if f != nil && f.proc != nil {
 		abort = f.proc.exited
 	}
 	out, err := runHelper("ttfb client", argv, 3*time.Minute, abort)
-	if f.proc != nil && !f.proc.alive() {
+	if f != nil && f.proc != nil && !f.proc.alive() {
 		return nil, f.proc.failure()
 	}
 	if err != nil {
@@ -206,13 +224,13 @@ func (b *bench) ttfb(p peer) (map[string]float64, error) {
 		return nil, fmt.Errorf("ttfb client output: %w", err)
 	}
 	if rep.Failed > 0 {
-		logf("  %s: %d of %d clients failed, first: %s", p.name, rep.Failed, b.cfg.ttfbClients, rep.FirstError)
+		logf("  %s: %d of %d clients failed, first: %s", p.name, rep.Failed, rep.Failed+len(rep.MS), rep.FirstError)
 	}
 	if len(rep.MS) == 0 {
 		return nil, fmt.Errorf("no client succeeded: %s", rep.FirstError)
 	}
 	m := map[string]float64{mP50: percentile(rep.MS, 50), mP90: percentile(rep.MS, 90), mP99: percentile(rep.MS, 99)}
-	if isWarmport {
+	if p.kind == kindWarmport {
 		poolHits(f, p, m)
 	}
 	return m, nil

@@ -49,6 +49,7 @@ type Totals struct {
 type Summary struct {
 	Local       string     `json:"local"`
 	Remote      string     `json:"remote"`
+	Via         string     `json:"via"` // --via's SSH server, user@host:port; "" without
 	Started     time.Time  `json:"started"`
 	Ended       time.Time  `json:"ended"`
 	Connections []Record   `json:"connections"`

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warmport/warmport/forward"
+	"github.com/warmport/warmport/session"
 )
 
 // FuzzDecode feeds the state files' decoders what a hostile or broken file
@@ -15,8 +15,8 @@ import (
 func FuzzDecode(f *testing.F) {
 	ended := time.Date(2025, 11, 25, 9, 31, 0, 0, time.UTC)
 	sess, _ := json.Marshal(Session{SessionInfo: SessionInfo{PID: 7, Local: "127.0.0.1:1", Remote: "db:5432",
-		Started: ended.Add(-time.Minute), Ended: ended, Dropped: 3, Totals: forward.Totals{Connections: 4}},
-		Connections: []forward.Record{{ID: 1, Client: "127.0.0.1:2", ClosedBy: "client"}}})
+		Started: ended.Add(-time.Minute), Ended: ended, Dropped: 3, Totals: session.Totals{Connections: 4}},
+		Connections: []session.Record{{ID: 1, Client: "127.0.0.1:2", ClosedBy: "client"}}})
 	snap, _ := json.Marshal(Snapshot{PID: 7, Local: "127.0.0.1:1", Active: 1, ProcStart: 99})
 	for _, seed := range []string{string(sess), string(snap), "", "{", "[]", "null", `{"pool":{},"connections":[`,
 		`{"pid":1}`, `{"pid":"1"}`, `{"pool":1,"connections":[],"pid":2}`, "{\"local\":\"\x1b[31m\"}", `{"started":"x"}`, `[{"pid":7,"name":"db"},{"pid":7,"name":"cache"}]`, "[{}]", "[1]"} {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warmport/warmport/forward"
+	"github.com/warmport/warmport/session"
 )
 
 // TestOpenRefuses: a state directory, or a directory in it, that is a link,
@@ -76,7 +76,7 @@ func TestOpenRefuses(t *testing.T) {
 					_, err = d.Recent()
 				}
 				if err == nil {
-					_, err = d.SaveSession(&forward.Summary{})
+					_, err = d.SaveSession(&session.Summary{})
 				}
 			}
 			if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), c.want) {

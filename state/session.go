@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
 )
 
 // SessionInfo is a finished session without its connections: one object of
@@ -28,7 +28,7 @@ type SessionInfo struct {
 	Started time.Time      `json:"started"`
 	Ended   time.Time      `json:"ended"`
 	Dropped uint64         `json:"dropped"`
-	Totals  forward.Totals `json:"totals"`
+	Totals  session.Totals `json:"totals"`
 	Pool    pool.Stats     `json:"pool"`
 }
 
@@ -37,16 +37,16 @@ type SessionInfo struct {
 // reading a session's info can stop before the (up to 1000) records.
 type Session struct {
 	SessionInfo
-	Connections []forward.Record `json:"connections"`
+	Connections []session.Record `json:"connections"`
 }
 
 // Summary is the session as forward printed it at exit.
-func (s *Session) Summary() *forward.Summary {
+func (s *Session) Summary() *session.Summary {
 	conns := s.Connections
 	if conns == nil {
-		conns = []forward.Record{}
+		conns = []session.Record{}
 	}
-	return &forward.Summary{Local: s.Local, Remote: s.Remote, Started: s.Started, Ended: s.Ended,
+	return &session.Summary{Local: s.Local, Remote: s.Remote, Started: s.Started, Ended: s.Ended,
 		Connections: conns, Dropped: s.Dropped, Totals: s.Totals, Pool: s.Pool}
 }
 
@@ -54,13 +54,13 @@ func (s *Session) Summary() *forward.Summary {
 // prunes the history to HistoryMax. Many processes may save at once: each
 // file gets a name no other has (a hard link never replaces a file), and
 // concurrent pruners only ever remove sessions older than HistoryMax others.
-func (d *Dir) SaveSession(sum *forward.Summary) (id string, err error) {
+func (d *Dir) SaveSession(sum *session.Summary) (id string, err error) {
 	return d.SaveNamedSession("", sum)
 }
 
 // SaveNamedSession is SaveSession for the forward called name in `warmport
 // up`'s profile.
-func (d *Dir) SaveNamedSession(name string, sum *forward.Summary) (id string, err error) {
+func (d *Dir) SaveNamedSession(name string, sum *session.Summary) (id string, err error) {
 	dir, err := d.sub(sessionsDir, true)
 	if err != nil {
 		return "", err
@@ -224,7 +224,7 @@ func decodeSession(data []byte) (*Session, error) {
 	}
 	s.ID = ""
 	if s.Connections == nil {
-		s.Connections = []forward.Record{}
+		s.Connections = []session.Record{}
 	}
 	return &s, nil
 }

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
 )
 
 // Snapshot is a running forwarder, as `stats --json` lists it under "running".
@@ -25,7 +25,7 @@ type Snapshot struct {
 	Remote  string         `json:"remote"`
 	Started time.Time      `json:"started"`
 	Active  int            `json:"active"`
-	Totals  forward.Totals `json:"totals"`
+	Totals  session.Totals `json:"totals"`
 	Pool    pool.Stats     `json:"pool"`
 
 	// Host and ProcStart tell a live process from a dead one whose pid was

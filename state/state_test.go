@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
 )
 
 // testTimeout bounds every wait in this package's tests.
@@ -93,7 +93,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	start, _, _ := procStat(os.Getpid())
 	want := Snapshot{PID: os.Getpid(), Local: "127.0.0.1:8080", Remote: "db:5432",
 		Started: time.Now().Add(-time.Minute).Round(0), Active: 3,
-		Totals: forward.Totals{Connections: 7, Failed: 1, BytesUp: 123, BytesDown: 4567},
+		Totals: session.Totals{Connections: 7, Failed: 1, BytesUp: 123, BytesDown: 4567},
 		Pool:   pool.Stats{Hits: 5, Misses: 2, Dials: 8, Idle: 2}, Host: hostname(), ProcStart: start}
 	for range 2 { // the second write replaces the first
 		if err := d.writeSnapshot(want); err != nil {
@@ -316,7 +316,7 @@ func TestSessionLookup(t *testing.T) {
 		t.Errorf("Session in a missing directory: got %v; want ErrNoSession naming %s", err, d.SessionsPath())
 	}
 	sum := stateTestSummary(1, time.Date(2025, 11, 25, 9, 31, 0, 0, time.UTC))
-	sum.Connections = make([]forward.Record, forward.DefaultMaxRecords) // a long one: Recent must still read its head
+	sum.Connections = make([]session.Record, session.DefaultMaxRecords) // a long one: Recent must still read its head
 	id1, err := d.SaveSession(sum)
 	if err != nil {
 		t.Fatal(err)
@@ -345,7 +345,7 @@ func TestSessionLookup(t *testing.T) {
 		}
 	}
 	s, err := d.Session(id1)
-	if err != nil || len(s.Connections) != forward.DefaultMaxRecords || s.ID != id1 || s.PID != os.Getpid() {
+	if err != nil || len(s.Connections) != session.DefaultMaxRecords || s.ID != id1 || s.PID != os.Getpid() {
 		t.Fatalf("Session(%s): got %d connections, id %q, pid %d, %v", id1, len(s.Connections), s.ID, s.PID, err)
 	}
 	recent, err := d.Recent()
@@ -361,7 +361,7 @@ func TestPublisher(t *testing.T) {
 	d := testDir(t, filepath.Join(t.TempDir(), "state"))
 	var conns atomic.Uint64
 	snap := func() Snapshot {
-		return Snapshot{PID: -1, Local: "127.0.0.1:1", Remote: "127.0.0.1:2", Totals: forward.Totals{Connections: conns.Load()}}
+		return Snapshot{PID: -1, Local: "127.0.0.1:1", Remote: "127.0.0.1:2", Totals: session.Totals{Connections: conns.Load()}}
 	}
 	p := publishEvery(d, snap, 10*time.Millisecond, func(err error) { t.Errorf("publish: %v", err) })
 	conns.Store(7)
@@ -455,10 +455,10 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func stateTestLocal(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(10000+i)) }
 
-func stateTestSummary(i int, ended time.Time) *forward.Summary {
-	return &forward.Summary{Local: stateTestLocal(i), Remote: "127.0.0.1:5432", Started: ended.Add(-time.Minute), Ended: ended,
-		Connections: []forward.Record{{ID: 1, Client: "127.0.0.1:40000", Source: "warm", BytesUp: 10, BytesDown: 20, ClosedBy: forward.ClosedByClient}},
-		Totals:      forward.Totals{Connections: 1, BytesUp: 10, BytesDown: 20}, Pool: pool.Stats{Hits: 1, Dials: 2}}
+func stateTestSummary(i int, ended time.Time) *session.Summary {
+	return &session.Summary{Local: stateTestLocal(i), Remote: "127.0.0.1:5432", Started: ended.Add(-time.Minute), Ended: ended,
+		Connections: []session.Record{{ID: 1, Client: "127.0.0.1:40000", Source: "warm", BytesUp: 10, BytesDown: 20, ClosedBy: session.ClosedByClient}},
+		Totals:      session.Totals{Connections: 1, BytesUp: 10, BytesDown: 20}, Pool: pool.Stats{Hits: 1, Dials: 2}}
 }
 
 // stateNoTemps fails if a temporary file was left in dir.

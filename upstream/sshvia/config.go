@@ -40,6 +40,10 @@ type Config struct {
 	// Logf gets one line per drop, per recovery and per distinct failure to
 	// reconnect, from the tunnel's own goroutine; nil logs nothing.
 	Logf func(format string, a ...any)
+	// OnReconnect, if set, is called after each recovery from a drop, from
+	// the tunnel's own goroutine, so a pool can drop its dead channels and
+	// open new ones at once.
+	OnReconnect func()
 	// Prompt asks for an encrypted key's passphrase; nil means there is no
 	// terminal, and encrypted keys not in the agent are skipped.
 	Prompt func(prompt string) ([]byte, error)

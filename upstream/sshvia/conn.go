@@ -73,14 +73,18 @@ func (c *sshConn) close(reason error) {
 // the drop causes finds the connection already marked lost.
 type watchConn struct {
 	net.Conn
-	c    *sshConn
-	read atomic.Int64 // reads that returned bytes, for the keepalive
+	c        *sshConn
+	read     atomic.Int64 // reads that returned bytes, for the keepalive
+	quickAck func()       // see quickAck; nil where there is none
 }
 
 func (w *watchConn) Read(p []byte) (int, error) {
 	n, err := w.Conn.Read(p)
 	if n > 0 {
 		w.read.Add(1)
+		if w.quickAck != nil {
+			w.quickAck()
+		}
 	}
 	if err != nil {
 		w.c.markLost(err)
@@ -209,7 +213,7 @@ func (d *dialer) handshake(ctx context.Context, c *sshConn, raw net.Conn, h *hos
 		return func() { timer.Reset(d.timeout) }
 	}
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
-	w := &watchConn{Conn: raw, c: c}
+	w := &watchConn{Conn: raw, c: c, quickAck: quickAck(raw)}
 	sc, chans, reqs, err := ssh.NewClientConn(w, h.addr(), cc)
 	timer.Stop()
 	if !stop() || expired.Load() {

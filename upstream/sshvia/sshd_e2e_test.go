@@ -70,11 +70,13 @@ func TestRealSSHD(t *testing.T) {
 // clients stream through it, then restarts it on the same port: every
 // client ends with an error wrapping ErrDropped after only correct bytes,
 // an idle channel probes dead, and the next Dial after the restart works
-// with the default back-off.
+// with the default back-off; OnReconnect hears of the recovery once.
 func TestRealSSHDHeals(t *testing.T) {
 	echoAddr := startTarget(t, echo)
 	e, s := sshdEnv(t)
 	s.start()
+	reconnects := make(chan struct{}, 4)
+	e.cfg.OnReconnect = func() { reconnects <- struct{}{} }
 	tun := openTunnel(t, e, currentUser(t)+"@"+s.addr())
 	idle := dial(t, tun, echoAddr)
 
@@ -117,6 +119,14 @@ func TestRealSSHDHeals(t *testing.T) {
 	defer ch.Close()
 	t.Logf("restart to the next successful Dial: %.2fs", time.Since(back).Seconds())
 	e.waitLog(t, "reconnected")
+	select {
+	case <-reconnects:
+	case <-ctx.Done():
+		t.Fatal("OnReconnect not called after the recovery")
+	}
+	if n := len(reconnects); n != 0 {
+		t.Errorf("OnReconnect calls: got %d more; want 1 in all", n)
+	}
 }
 
 // streamEcho writes and reads back through ch until it fails, checking

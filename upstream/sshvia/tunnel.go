@@ -145,6 +145,9 @@ func (t *Tunnel) heal(c *sshConn) {
 		close(t.ready)
 		t.mu.Unlock()
 		t.logf("ssh %s: reconnected after %.1fs (%d attempts)", t, time.Since(start).Seconds(), tries)
+		if f := t.d.keys.cfg.OnReconnect; f != nil {
+			f()
+		}
 	}
 }
 
