@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +62,11 @@ func init() {
 		}
 		benchCommand.Flags = append(benchCommand.Flags, s.Flag)
 	}
+	// forward's TLS flags, the same ones: bench --tls measures what the pool
+	// saves a new client of a TLS upstream (tls_upstream.go, bench_tls.go).
+	for _, n := range append([]string{"tls"}, tlsFlagNames...) {
+		benchCommand.Flags = append(benchCommand.Flags, findFlag(n).Flag)
+	}
 }
 
 // benchMode is one way of reaching the upstream, with its latencies.
@@ -77,6 +83,7 @@ type benchResult struct {
 	Remote     string      `json:"remote"`
 	Via        string      `json:"via,omitempty"` // bench --via: the SSH server, user@host:port
 	Embedded   bool        `json:"embedded"`
+	TLS        bool        `json:"tls,omitempty"`
 	SetupDelay float64     `json:"setup_delay_ms,omitempty"`
 	Clients    int         `json:"clients"`
 	Modes      []benchMode `json:"modes"`
@@ -103,13 +110,19 @@ func benchAction(c *cli.Context) error {
 	if err != nil {
 		return usageErrorf("--send: %v", err)
 	}
-	res := benchResult{Clients: n}
+	res := benchResult{Clients: n, TLS: c.Bool("tls")}
+	var cert *tls.Certificate
 	if len(args) == 1 {
 		if res.Remote, err = parseRemote(args[0]); err != nil {
 			return usageErrorf("%v", err)
 		}
 	} else {
-		up, err := startSlowUpstream(c.Duration("setup-delay"))
+		if res.TLS {
+			if cert, err = benchCertificate(); err != nil {
+				return runtimeErrorf("bench: make the embedded upstream's certificate: %v", err)
+			}
+		}
+		up, err := startSlowUpstream(c.Duration("setup-delay"), cert)
 		if err != nil {
 			return runtimeErrorf("start the embedded upstream: %v", err)
 		}
@@ -120,16 +133,28 @@ func benchAction(c *cli.Context) error {
 			send = []byte{'x'}
 		}
 	}
-	b := &bencher{send: send, timeout: c.Duration("timeout"), interval: c.Duration("interval"), n: n}
+	bt, err := benchTLSFor(c, res.Remote, cert)
+	if err != nil {
+		return err
+	}
+	b := &bencher{send: send, timeout: c.Duration("timeout"), interval: c.Duration("interval"), n: n, tls: bt}
 	tun, sshCfg, err := benchVia(c, res.Remote, b.timeout)
 	if err != nil {
 		return err
 	}
+	if tun != nil && bt != nil {
+		tun.Close()
+		return usageErrorf("--tls with --via: TLS through an SSH channel is not supported yet; drop one of them")
+	}
 	ctx := signalsFrom(c.Context).stopCtx
+	direct, flag := "direct", ""
+	if res.TLS {
+		direct, flag = "direct TLS", " --tls"
+	}
 	modes := []struct {
 		name string
 		warm int // -1: direct, or a new SSH connection per client with --via
-	}{{"direct", -1}, {"warmport --warm 0", 0}, {fmt.Sprintf("warmport --warm %d", warm), warm}}
+	}{{direct, -1}, {"warmport" + flag + " --warm 0", 0}, {fmt.Sprintf("warmport%s --warm %d", flag, warm), warm}}
 	if tun != nil {
 		defer tun.Close()
 		b.via, res.Via = tun, tun.String()
@@ -164,15 +189,19 @@ type bencher struct {
 	timeout  time.Duration
 	interval time.Duration
 	n        int
+	tls      *benchTLS // --tls, else nil
 }
 
 // check makes one direct client, so a dead or silent REMOTE fails with one
 // clear line before anything is measured.
 func (b *bencher) check(remote string) error {
-	if _, err := b.client(remote); err != nil {
+	if _, err := b.client(remote, true); err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
 			return runtimeErrorf("bench: cannot connect to %s (%v): is it running, and is the address right?", remote, op.Err)
+		}
+		if b.tls != nil && !errors.Is(err, errBenchRead) {
+			return runtimeErrorf("bench: %s: %s", remote, oneLine(tlsDialError{err}.Error()))
 		}
 		return runtimeErrorf("bench: %s %v", remote, err)
 	}
@@ -191,6 +220,8 @@ func (b *bencher) run(ctx context.Context, remote, name string, warm int) (bench
 			Pool: pool.Options{Warm: warm, TTL: time.Minute}}
 		if b.via != nil {
 			(&sshTunnel{tun: b.via}).upstream(&cfg)
+		} else if b.tls != nil {
+			b.tls.up.apply(&cfg)
 		}
 		fw, err = forward.New(cfg)
 		if err != nil {
@@ -215,7 +246,7 @@ func (b *bencher) run(ctx context.Context, remote, name string, warm int) (bench
 		case <-ctx.Done():
 			return mode, runtimeErrorf("bench: interrupted")
 		}
-		d, err := b.client(target)
+		d, err := b.client(target, warm < 0)
 		if err != nil {
 			return mode, runtimeErrorf("bench: %s: client %d: %v", name, i+1, err)
 		}
@@ -249,10 +280,25 @@ func waitWarm(ctx context.Context, fw *forward.Forwarder, warm int, timeout time
 	return nil
 }
 
-// client connects, sends b.send and waits for the first byte back.
-func (b *bencher) client(addr string) (time.Duration, error) {
+// errBenchRead marks a failure after the connection was made.
+var errBenchRead = errors.New("bench: read")
+
+// client connects, sends b.send and waits for the first byte back. A direct
+// client of a TLS upstream makes the whole handshake first.
+func (b *bencher) client(addr string, direct bool) (time.Duration, error) {
 	t0 := time.Now()
-	c, err := net.DialTimeout("tcp", addr, b.timeout)
+	network := "tcp"
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", path
+	}
+	var c net.Conn
+	var err error
+	if direct && b.tls != nil {
+		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: b.timeout}, Config: b.tls.direct}
+		c, err = d.Dial(network, addr)
+	} else {
+		c, err = net.DialTimeout(network, addr, b.timeout)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -266,12 +312,12 @@ func (b *bencher) client(addr string) (time.Duration, error) {
 	if _, err := c.Read(make([]byte, 1)); err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() && len(b.send) == 0 {
-			return 0, fmt.Errorf("sent nothing within %s: it waits for the client to speak first; give --send, e.g. --send 'HEAD / HTTP/1.0\\r\\n\\r\\n'", b.timeout)
+			return 0, fmt.Errorf("%w: sent nothing within %s: it waits for the client to speak first; give --send, e.g. --send 'HEAD / HTTP/1.0\\r\\n\\r\\n'", errBenchRead, b.timeout)
 		}
 		if err == io.EOF {
-			return 0, errors.New("closed the connection before sending a byte")
+			return 0, fmt.Errorf("%w: closed the connection before sending a byte", errBenchRead)
 		}
-		return 0, err
+		return 0, fmt.Errorf("%w: %w", errBenchRead, err)
 	}
 	return time.Since(t0), nil
 }
@@ -286,11 +332,15 @@ func pct(sorted []time.Duration, p int) time.Duration {
 
 func renderBench(w io.Writer, r *benchResult) {
 	what, vs, base := r.Remote, "VS DIRECT", "a direct connection's"
+	kind := "upstream"
+	if r.TLS {
+		kind, what = "TLS upstream", "TLS upstream "+r.Remote
+	}
 	if r.Via != "" {
 		what, vs, base = r.Remote+" via "+r.Via, "VS NEW SSH", "a new SSH connection's"
 	}
 	if r.Embedded {
-		what = fmt.Sprintf("embedded upstream %s with a %s setup delay", r.Remote, fmtMS(r.SetupDelay))
+		what = fmt.Sprintf("embedded %s %s with a %s setup delay", kind, r.Remote, fmtMS(r.SetupDelay))
 	}
 	fmt.Fprintf(w, "%s %d new clients per mode (connect, send, first byte back) to %s\n", bold("warmport bench:"), r.Clients, what)
 	t := &table{cols: []column{{"MODE", false}, {"P50", true}, {"P90", true}, {"P99", true}, {vs, true}, {"POOL HITS", true}}}
@@ -357,21 +407,26 @@ func unescape(s string) ([]byte, error) {
 }
 
 // slowUpstream stands in for a distant server: each new connection waits
-// the setup delay before its first byte, then echoes.
+// the setup delay before its first byte, then echoes; with a certificate it
+// makes a TLS server's handshake after the delay.
 type slowUpstream struct {
 	ln    net.Listener
 	delay time.Duration
+	tls   *tls.Config // nil: plain TCP
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	conns map[net.Conn]bool
 }
 
-func startSlowUpstream(delay time.Duration) (*slowUpstream, error) {
+func startSlowUpstream(delay time.Duration, cert *tls.Certificate) (*slowUpstream, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	u := &slowUpstream{ln: ln, delay: delay, conns: make(map[net.Conn]bool)}
+	if cert != nil {
+		u.tls = &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
+	}
 	u.wg.Add(1)
 	go u.serve()
 	return u, nil
@@ -399,7 +454,11 @@ func (u *slowUpstream) serve() {
 				c.Close()
 			}()
 			time.Sleep(u.delay) // the handshake this upstream makes every new connection pay
-			io.Copy(c, c)
+			var rw io.ReadWriter = c
+			if u.tls != nil {
+				rw = tls.Server(c, u.tls)
+			}
+			io.Copy(rw, rw)
 		}()
 	}
 }

@@ -39,7 +39,8 @@ func forwardAction(c *cli.Context) error {
 	}
 	o := sessionOptions(func(string) *cli.Context { return c })
 	o.command = fa.command
-	return runSession(c, []forwardSpec{{local: fa.local, remote: fa.remote, cfg: cfg, requireRemote: c.Bool("require-remote"), ssh: ssh}}, o)
+	return runSession(c, []forwardSpec{{local: fa.local, remote: fa.remote, cfg: cfg, requireRemote: c.Bool("require-remote"),
+		ssh: ssh, tls: c.Bool("tls"), tlsWarning: tlsWarning(c)}}, o)
 }
 
 // listenError says what went wrong binding LOCAL and what to do about it.

@@ -191,7 +191,8 @@ func profileSpecs(c *cli.Context, p *profile.Profile) ([]forwardSpec, error) {
 		if err != nil {
 			return nil, fw.Errorf(flagOf(err), "%v", err)
 		}
-		specs = append(specs, forwardSpec{name: fw.Name, local: local, remote: remote, cfg: cfg, requireRemote: fc.Bool("require-remote"), ssh: ssh})
+		specs = append(specs, forwardSpec{name: fw.Name, local: local, remote: remote, cfg: cfg, requireRemote: fc.Bool("require-remote"),
+			ssh: ssh, tls: fc.Bool("tls"), tlsWarning: tlsWarning(fc)})
 	}
 	return specs, nil
 }

@@ -97,6 +97,14 @@ var forwardFlags = []flagSpec{
 	{Flag: &cli.StringSliceFlag{Name: "identity", Usage: "with --via: a private key `FILE` to try after the agent's keys, instead of the config's IdentityFile and the default keys (repeatable)"}},
 	{Flag: &cli.StringFlag{Name: "known-hosts", Usage: "with --via: check the SSH server's host key against `FILE`", DefaultText: "the config's UserKnownHostsFile, else ~/.ssh/known_hosts"}},
 	{Flag: &cli.StringFlag{Name: "ssh-config", Usage: "with --via: read this ssh_config `FILE` (through ssh -G); none reads none", DefaultText: "~/.ssh/config"}},
+	// TLS origination (upstream/tlsup, tls_upstream.go): the client side of
+	// TLS to REMOTE; local clients speak plaintext.
+	{Flag: &cli.BoolFlag{Name: "tls", Usage: "speak TLS to REMOTE, verifying its certificate against the system's roots for REMOTE's host"}},
+	{Flag: &cli.StringFlag{Name: "tls-ca", Usage: "verify REMOTE with the CA certificates in `FILE` (PEM) instead of the system's roots"}},
+	{Flag: &cli.StringFlag{Name: "tls-server-name", Usage: "verify REMOTE's certificate for `NAME` and send it as SNI; default REMOTE's host (needed for unix:PATH)"}},
+	{Flag: &cli.StringFlag{Name: "tls-cert", Usage: "client certificate `FILE` (PEM; may hold the key too) for a server that demands one (mTLS)"}},
+	{Flag: &cli.StringFlag{Name: "tls-key", Usage: "private key `FILE` (PEM) of --tls-cert"}},
+	{Flag: &cli.BoolFlag{Name: "tls-insecure", Usage: "do not verify REMOTE's certificate (a warning says so): anyone on the path can read and change the traffic"}},
 
 	// Operations: who may connect, and what REMOTE learns about them.
 	{Flag: &cli.StringSliceFlag{Name: "allow", Usage: "only clients from `CIDR[,CIDR...]` (repeatable; a bare IP is one address); others are reset at accept and counted as denied. Default: everyone who can reach LOCAL"}},
@@ -266,11 +274,15 @@ func forwardConfig(c *cli.Context, fa forwardArgs) (forward.Config, error) {
 		}
 		reuse = p
 	}
+	tlsUp, err := tlsFor(c, fa.remote)
+	if err != nil {
+		return forward.Config{}, err
+	}
 	ops, err := opsConfig(c, fa)
 	if err != nil {
 		return forward.Config{}, err
 	}
-	return forward.Config{
+	cfg := forward.Config{
 		Allow:         ops.Allow,
 		ProxyProtocol: ops.ProxyProtocol,
 		Listener:      ops.Listener,
@@ -282,5 +294,9 @@ func forwardConfig(c *cli.Context, fa forwardArgs) (forward.Config, error) {
 		ExitIdle:      c.Duration("exit-idle"),
 		Reuse:         reuse,
 		Pool:          pool.Options{Warm: c.Int("warm"), Max: c.Int("pool-max"), TTL: c.Duration("pool-ttl")},
-	}, nil
+	}
+	if tlsUp != nil {
+		tlsUp.apply(&cfg)
+	}
+	return cfg, nil
 }

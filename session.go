@@ -32,6 +32,8 @@ type forwardSpec struct {
 	requireRemote bool
 	ssh           sshvia.Config // --via and its options; Via "" without SSH
 	tunnel        *sshTunnel    // its SSH connection, once open (ssh_session.go)
+	tls           bool          // --tls: the JSON's "tls"
+	tlsWarning    string        // a line to print once after the ready line, or ""
 }
 
 // sessionOpts are the settings of the whole process (the process-wide flags).
@@ -100,6 +102,9 @@ func startForwards(specs []forwardSpec, o sessionOpts, out *lineQueue) ([]*forwa
 		r.dials = newDialWatch(s.remote+r.tag(), s.requireRemote, out.printf)
 		r.cfg.Pool.OnDial = r.dials.report
 		s.tunnel.upstream(&r.cfg) // --via: channels of its SSH connection
+		if s.tlsWarning != "" {
+			r.dials.held = append(r.dials.held, "warmport: warning: "+s.tlsWarning+r.tag()+"\n")
+		}
 		fw, err := forward.New(r.cfg)
 		if err != nil {
 			shutdownAll(runs, context.Background())
@@ -348,6 +353,7 @@ func watchIdle(ctx context.Context, runs []*forwardRun, d time.Duration) bool {
 type namedSummary struct {
 	Name string `json:"name"`
 	*forward.Summary
+	TLS bool `json:"tls"`
 }
 
 // sessionJSON is what --json and --json-file write: the summary of forward,
@@ -355,7 +361,7 @@ type namedSummary struct {
 func sessionJSON(runs []*forwardRun, sums []*forward.Summary, up bool) any {
 	all := make([]namedSummary, len(runs))
 	for i, r := range runs {
-		all[i] = namedSummary{Name: r.name, Summary: sums[i]}
+		all[i] = namedSummary{Name: r.name, Summary: sums[i], TLS: r.tls}
 	}
 	if !up {
 		return all[0]

@@ -49,9 +49,8 @@ func (p *pair) mayReplay(old upConn) bool {
 	cp := p.copyState()
 	cp.windowMu.Lock()
 	defer cp.windowMu.Unlock()
-	// A Stream has no kernel to ask: only case 1 of the rule replays.
 	s, isSock := old.(*sock)
-	if isSock && replayable(s, cp.written) || !isSock && cp.written == 0 {
+	if isSock && replayable(s, cp.written) || !isSock && replayableStream(old, cp.written) {
 		return true
 	}
 	p.mu.Lock()

@@ -31,6 +31,8 @@ func main() {
 			os.Exit(runLink())
 		case "__serve":
 			os.Exit(runServe(os.Args[2:]))
+		case "__servetls":
+			os.Exit(runServeTLS(os.Args[2:]))
 		case "__ttfb":
 			os.Exit(runTTFBClient(os.Args[2:]))
 		case "__sshw":
@@ -64,8 +66,8 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("peerbench", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "one short round (under 2 minutes) instead of five full ones (under 10)")
 	rounds := fs.Int("rounds", 0, "rounds over all peers (default 5, or 1 with -quick)")
-	tests := fs.String("tests", "bulk,conns,ttfb,idle", "tests to run, comma-separated; ssh-ttfb, ssh-bulk, ssh-conns, ssh-heal (or ssh: all four) compare warmport --via with OpenSSH")
-	peers := fs.String("peers", "direct,warmport,socat,systemd-socket-proxyd,haproxy,ssh", "peers to run, comma-separated")
+	tests := fs.String("tests", "bulk,conns,ttfb,idle", "tests to run, comma-separated; ssh-ttfb, ssh-bulk, ssh-conns, ssh-heal (or ssh: all four) compare warmport --via with OpenSSH; "+strings.Join(tlsTestNames, ", ")+" compare warmport --tls and Unix sockets with stunnel and socat")
+	peers := fs.String("peers", "direct,warmport,socat,systemd-socket-proxyd,haproxy,ssh,stunnel", "peers to run, comma-separated")
 	warmportBin := fs.String("warmport", "", "use this warmport binary instead of building the repository's")
 	beforeBin := fs.String("warmport-before", "", "also run this (older) warmport binary: every warmport row gets a \"(before)\" twin, interleaved")
 	noInstall := fs.Bool("no-install", false, "do not apt-get install missing socat/haproxy; skip them")
@@ -109,13 +111,13 @@ func parseFlags(args []string) (config, error) {
 			c.tests = append(c.tests, sshTests...)
 			continue
 		}
-		if !slices.Contains(append([]string{testBulk, testConns, testTTFB, testIdle}, sshTests...), t) {
-			return config{}, fmt.Errorf("unknown test %q (bulk, conns, ttfb, idle, ssh-ttfb, ssh-bulk, ssh-conns, ssh-heal, ssh)", t)
+		if !slices.Contains(slices.Concat([]string{testBulk, testConns, testTTFB, testIdle}, sshTests, tlsTestNames), t) {
+			return config{}, fmt.Errorf("unknown test %q (bulk, conns, ttfb, idle, ssh-ttfb, ssh-bulk, ssh-conns, ssh-heal, ssh, %s)", t, strings.Join(tlsTestNames, ", "))
 		}
 		c.tests = append(c.tests, t)
 	}
 	for _, k := range strings.Split(*peers, ",") {
-		if !slices.Contains([]string{kindDirect, kindWarmport, kindSocat, kindProxyd, kindHAProxy, kindSSH}, k) {
+		if !slices.Contains([]string{kindDirect, kindWarmport, kindSocat, kindProxyd, kindHAProxy, kindSSH, kindStunnel}, k) {
 			return config{}, fmt.Errorf("unknown peer %q", k)
 		}
 		c.peerKinds[k] = true
@@ -137,7 +139,8 @@ type bench struct {
 	cfgN   int     // HAProxy configs written
 	nofile uint64  // RLIMIT_NOFILE of this process and its children
 	res    *results
-	sshRig *sshRig // the SSH tests' bastions and keys (ssh_linux.go)
+	sshRig *sshRig   // the SSH tests' bastions and keys (ssh_linux.go)
+	tls    *tlsBench // the TLS and Unix tests' upstreams (tls_linux.go), if they run
 }
 
 // raiseNofile raises RLIMIT_NOFILE (soft and hard) to want, or if that is
@@ -261,6 +264,9 @@ func (b *bench) startUpstreams() error {
 		return err
 	}
 	atExit(func() { b.sink.close(); b.echo.close(); b.http.close() })
+	if err := b.startTLSUpstreams(); err != nil {
+		return err
+	}
 	if !needsLink(b.cfg.tests) {
 		return nil
 	}
@@ -292,12 +298,14 @@ func (b *bench) startUpstreams() error {
 	if m := median(rep.MS); m < want*0.9 || m > want*1.5 {
 		logf("WARNING: the link's round trip is off; the ttfb numbers will be too")
 	}
-	return nil
+	return b.startNSTLSEchoes()
 }
 
 // needsLink: the time-to-first-byte tests run across the link.
 func needsLink(tests []string) bool {
-	return slices.Contains(tests, testTTFB) || slices.Contains(tests, testSSHTTFB)
+	return slices.ContainsFunc(tests, func(t string) bool {
+		return t == testTTFB || t == testSSHTTFB || t == testTLSTTFB || t == testTLSTTFB12
+	})
 }
 
 // test is one of the four measurements with the peers it compares.
@@ -315,6 +323,7 @@ func (b *bench) testList() []test {
 		{testIdle, []peer{pWarmport, pSocat, pProxyd, pHAProxy}, b.idle},
 	}
 	all = append(all, b.sshTestList()...)
+	all = append(all, b.tlsTests()...)
 	var out []test
 	for _, t := range all {
 		if !slices.Contains(b.cfg.tests, t.name) {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,13 @@ func (b *bench) bulkThrough(p peer, start func() (*forwarder, error)) (map[strin
 		return nil, err
 	}
 	defer f.stop()
-	c, err := net.DialTimeout("tcp", f.addr, 5*time.Second)
+	return b.measureBulk(f, func() (net.Conn, error) { return net.DialTimeout("tcp", f.addr, 5*time.Second) }, b.sink)
+}
+
+// measureBulk writes through f on a connection from dial for the window,
+// counting what sink received.
+func (b *bench) measureBulk(f *forwarder, dial func() (net.Conn, error), sink *server) (map[string]float64, error) {
+	c, err := dial()
 	if err != nil {
 		return nil, err
 	}
@@ -45,9 +52,9 @@ func (b *bench) bulkThrough(p peer, start func() (*forwarder, error)) (map[strin
 
 	time.Sleep(b.cfg.warmup)
 	hb0, ht0 := hostCPU()
-	b0, c0, t0 := b.sink.bytes.Load(), f.cpu(), time.Now()
+	b0, c0, t0 := sink.bytes.Load(), f.cpu(), time.Now()
 	time.Sleep(b.cfg.bulkTime)
-	b1, c1, t1 := b.sink.bytes.Load(), f.cpu(), time.Now()
+	b1, c1, t1 := sink.bytes.Load(), f.cpu(), time.Now()
 	hb1, ht1 := hostCPU()
 	close(stop)
 	c.Close()
@@ -99,9 +106,26 @@ func (b *bench) conns(p peer) (map[string]float64, error) {
 	return b.connsThrough(p, func() (*forwarder, error) { return b.start(p, "", b.http.addr(), p.kind == kindWarmport) })
 }
 
+// plainDialer connects to the forwarder's address over TCP.
+func plainDialer(_ peer, f *forwarder) func() (net.Conn, error) {
+	return func() (net.Conn, error) { return net.DialTimeout("tcp", f.addr, 2*time.Second) }
+}
+
 // connsThrough is conns through the forwarder start starts (warmport's with
-// --json, for its pool hits).
+// --json, for its pool hits), with plain TCP clients.
 func (b *bench) connsThrough(p peer, start func() (*forwarder, error)) (map[string]float64, error) {
+	return b.measureConnsWith(p, start, plainDialer)
+}
+
+// measureConns runs the short-connection clients through p to upstream,
+// each connection made by dialer(p, f).
+func (b *bench) measureConns(p peer, upstream string, dialer func(peer, *forwarder) func() (net.Conn, error)) (map[string]float64, error) {
+	return b.measureConnsWith(p, func() (*forwarder, error) { return b.start(p, "", upstream, p.kind == kindWarmport) }, dialer)
+}
+
+// measureConnsWith is the short-connection measurement through the
+// forwarder start starts, each client connection made by dialer(p, f).
+func (b *bench) measureConnsWith(p peer, start func() (*forwarder, error), dialer func(peer, *forwarder) func() (net.Conn, error)) (map[string]float64, error) {
 	isWarmport := p.kind == kindWarmport
 	f, err := start()
 	if err != nil {
@@ -116,7 +140,7 @@ func (b *bench) connsThrough(p peer, start func() (*forwarder, error)) (map[stri
 		wg.Add(1)
 		goSafe(func() {
 			defer wg.Done()
-			shortClient(f.addr, stop, &ok, &failed, &firstErr)
+			shortClient(dialer(p, f), stop, &ok, &failed, &firstErr)
 		})
 	}
 	time.Sleep(b.cfg.warmup)
@@ -147,7 +171,7 @@ func (b *bench) connsThrough(p peer, start func() (*forwarder, error)) (map[stri
 }
 
 // shortClient is one of the short-connection clients.
-func shortClient(addr string, stop <-chan struct{}, ok, failed *atomic.Int64, firstErr *atomic.Value) {
+func shortClient(dial func() (net.Conn, error), stop <-chan struct{}, ok, failed *atomic.Int64, firstErr *atomic.Value) {
 	resp := make([]byte, len(httpReply))
 	end := time.Now().Add(5 * time.Minute) // a bound; stop comes long before
 	for time.Now().Before(end) {
@@ -156,7 +180,7 @@ func shortClient(addr string, stop <-chan struct{}, ok, failed *atomic.Int64, fi
 			return
 		default:
 		}
-		if err := exchange(addr, resp); err != nil {
+		if err := exchange(dial, resp); err != nil {
 			failed.Add(1)
 			firstErr.CompareAndSwap(nil, err.Error())
 			time.Sleep(time.Millisecond) // no hot loop on a refusing listener
@@ -168,8 +192,8 @@ func shortClient(addr string, stop <-chan struct{}, ok, failed *atomic.Int64, fi
 
 // exchange makes one connection, sends httpRequest, reads len(resp) bytes
 // and checks they are httpReply.
-func exchange(addr string, resp []byte) error {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+func exchange(dial func() (net.Conn, error), resp []byte) error {
+	c, err := dial()
 	if err != nil {
 		return err
 	}
@@ -190,14 +214,21 @@ func exchange(addr string, resp []byte) error {
 // ttfb: sequential new clients in wpb-cli through the forwarder (also in
 // wpb-cli) to the 1-byte echo in wpb-up, across the 10 ms RTT link.
 func (b *bench) ttfb(p peer) (map[string]float64, error) {
+	return b.measureTTFB(p, b.nsEcho, nil)
+}
+
+// measureTTFB runs the ttfb client, with extra flags, through p to upstream
+// in wpb-up.
+func (b *bench) measureTTFB(p peer, upstream string, extra []string) (map[string]float64, error) {
 	isWarmport := p.kind == kindWarmport
-	f, err := b.start(p, nsCli, b.nsEcho, isWarmport)
+	f, err := b.start(p, nsCli, upstream, isWarmport)
 	if err != nil {
 		return nil, err
 	}
 	defer f.stop()
 	argv := []string{"ip", "netns", "exec", nsCli, b.exe, "__ttfb", "-addr", f.addr,
 		"-n", strconv.Itoa(b.cfg.ttfbClients), "-settle", "200ms"}
+	argv = append(argv, extra...)
 	if f.proc != nil && !isWarmport { // warmport said it listens; a probe would count as a client
 		argv = append(argv, "-poll", "10s")
 	}
@@ -260,7 +291,12 @@ const idleQuiet = 3 * time.Second
 // byte on each so every pair is fully set up, and compare the forwarder
 // tree's descriptors and memory with its footprint before the first one.
 func (b *bench) idle(p peer) (map[string]float64, error) {
-	f, err := b.start(p, "", b.echo.addr(), false)
+	return b.measureIdle(p, b.echo.addr(), b.cfg.idleConns)
+}
+
+// measureIdle opens n idle connections through p to upstream.
+func (b *bench) measureIdle(p peer, upstream string, n int) (map[string]float64, error) {
+	f, err := b.start(p, "", upstream, false)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +307,7 @@ func (b *bench) idle(p peer) (map[string]float64, error) {
 	f.proc.settle(3 * time.Second)
 	before := memOf(f.proc.pid())
 
-	conns, failed, firstErr := openIdle(f.addr, b.cfg.idleConns, time.Minute)
+	conns, failed, firstErr := openIdle(f.addr, n, time.Minute)
 	defer func() {
 		for _, c := range conns {
 			c.Close()
@@ -281,7 +317,7 @@ func (b *bench) idle(p peer) (map[string]float64, error) {
 		return nil, fmt.Errorf("no connection opened: %v", firstErr)
 	}
 	if failed > 0 {
-		logf("  %s: %d of %d idle connections failed, first: %v", p.name, failed, b.cfg.idleConns, firstErr)
+		logf("  %s: %d of %d idle connections failed, first: %v", p.name, failed, n, firstErr)
 	}
 	// Measure connections that are idle, not ones that just moved a byte:
 	// every peer gets the same quiet time (warmport parks an idle direction
@@ -291,11 +327,11 @@ func (b *bench) idle(p peer) (map[string]float64, error) {
 	if after.firstErr != nil && after.procs == 0 {
 		return nil, after.firstErr
 	}
-	n := float64(len(conns))
+	open := float64(len(conns))
 	return map[string]float64{
-		mFDs: float64(after.fds-before.fds) / n,
-		mRSS: float64(after.rssKiB-before.rssKiB) / n,
-		mPSS: float64(after.pssKiB-before.pssKiB) / n,
+		mFDs: float64(after.fds-before.fds) / open,
+		mRSS: float64(after.rssKiB-before.rssKiB) / open,
+		mPSS: float64(after.pssKiB-before.pssKiB) / open,
 	}, nil
 }
 
@@ -330,7 +366,11 @@ func openIdle(addr string, n int, limit time.Duration) (conns []net.Conn, failed
 }
 
 func openOne(addr string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	network := "tcp"
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", path
+	}
+	c, err := net.DialTimeout(network, addr, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}

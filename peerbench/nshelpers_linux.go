@@ -6,6 +6,7 @@ package main
 // the forwarder listens on that namespace's loopback).
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -56,8 +57,15 @@ func runTTFBClient(args []string) int {
 	n := fs.Int("n", 200, "number of sequential clients")
 	poll := fs.Duration("poll", 0, "first poll-connect until the listener is up, for at most this long")
 	settle := fs.Duration("settle", 0, "pause before the first client")
+	caFile := fs.String("tls-ca", "", "speak TLS to addr, verified with this CA (PEM), without a session cache")
+	name := fs.String("tls-name", "", "the name to verify with -tls-ca")
 	if err := fs.Parse(args); err != nil || *addr == "" || *n < 1 {
 		return 2
+	}
+	tlsCfg, err := tlsClientConfig(*caFile, *name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	if *poll > 0 {
 		if err := pollDial(*addr, *poll); err != nil {
@@ -69,7 +77,7 @@ func runTTFBClient(args []string) int {
 	var rep ttfbReport
 	deadline := time.Now().Add(2 * time.Minute)
 	for i := 0; i < *n && time.Now().Before(deadline); i++ {
-		d, err := firstByte(*addr)
+		d, err := firstByte(*addr, tlsCfg)
 		if err != nil {
 			rep.Failed++
 			if rep.FirstError == "" {
@@ -86,10 +94,17 @@ func runTTFBClient(args []string) int {
 	return 0
 }
 
-// firstByte connects, sends one byte and waits for the one-byte reply.
-func firstByte(addr string) (time.Duration, error) {
+// firstByte connects (and makes a TLS handshake if cfg is set), sends one
+// byte and waits for the one-byte reply.
+func firstByte(addr string, cfg *tls.Config) (time.Duration, error) {
 	t0 := time.Now()
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	var c net.Conn
+	var err error
+	if cfg != nil {
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: 3 * time.Second}, "tcp", addr, cfg)
+	} else {
+		c, err = net.DialTimeout("tcp", addr, 3*time.Second)
+	}
 	if err != nil {
 		return 0, err
 	}

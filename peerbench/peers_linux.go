@@ -20,6 +20,10 @@ type peer struct {
 	kind   string   // which program
 	flags  []string // extra warmport flags (before LOCAL REMOTE)
 	before bool     // warmport: run the -warmport-before binary
+	// custom, if set, makes the command line (and the address clients
+	// use) from a free port, its 127.0.0.1 address and the upstream: the
+	// TLS and Unix tests' peers (tls_linux.go).
+	custom func(port int, listen, upstream string) (argv []string, addr string, err error)
 }
 
 const (
@@ -51,6 +55,7 @@ var readyRE = regexp.MustCompile(`forwarding (\S+) -> \S+`)
 // tools are the peer programs found (or built) on this machine.
 type tools struct {
 	warmport, before, socat, haproxy, proxyd, activate string
+	stunnel                                            string
 	built                                              bool              // warmport was built from the working tree
 	missing                                            map[string]string // kind -> why it is skipped
 	versions                                           []string
@@ -89,6 +94,7 @@ func findTools(tmp, warmportBin, beforeBin string, noInstall bool) *tools {
 		t.built = true
 	}
 	t.versions = t.versionLines()
+	t.findStunnel()
 	return t
 }
 
@@ -237,6 +243,9 @@ func (b *bench) start(p peer, ns, upstream string, jsonOut bool) (*forwarder, er
 }
 
 func (b *bench) tryStart(p peer, ns, upstream string, jsonOut bool) (*forwarder, error) {
+	if p.custom != nil {
+		return b.tryStartCustom(p, ns, upstream)
+	}
 	port := 0 // warmport picks its own port and says which
 	if p.kind != kindWarmport {
 		port = b.freePort(ns)
@@ -269,6 +278,13 @@ func (b *bench) tryStart(p peer, ns, upstream string, jsonOut bool) (*forwarder,
 	default:
 		return nil, fmt.Errorf("unknown peer kind %q", p.kind)
 	}
+	return launchPeer(p, ns, argv, listen, watch)
+}
+
+// launchPeer runs argv (in ns, if set) and waits until it is ready: warmport
+// at its ready line, the others once a connection to listen succeeds
+// (outside a namespace; inside, the client polls).
+func launchPeer(p peer, ns string, argv []string, listen string, watch *regexp.Regexp) (*forwarder, error) {
 	if ns != "" {
 		argv = append([]string{"ip", "netns", "exec", ns}, argv...) // execs in place: same PID
 	}
@@ -281,7 +297,7 @@ func (b *bench) tryStart(p peer, ns, upstream string, jsonOut bool) (*forwarder,
 	case p.kind == kindWarmport:
 		f.addr, err = pr.readyLine(15 * time.Second)
 	case ns == "":
-		err = pr.pollConnect(listen, 10*time.Second)
+		err = pollConnectAny(pr, listen, 10*time.Second)
 	}
 	if err != nil {
 		pr.kill()

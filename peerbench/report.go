@@ -181,7 +181,7 @@ func (r *results) tables(ri runInfo, peers map[string][]string) []*table {
 		t.notes = r.notes(testIdle, ps)
 		out = append(out, t)
 	}
-	return out
+	return append(out, r.tlsTables(ri, peers)...)
 }
 
 // hitPct formats pool hits over all rounds as a share: "99%".

@@ -298,7 +298,8 @@ func (b *bench) sshHeal(p peer) (map[string]float64, error) {
 	}
 	defer f.stop()
 	resp := make([]byte, len(httpReply))
-	if err := exchange(f.addr, resp); err != nil {
+	dial := plainDialer(p, f)
+	if err := exchange(dial, resp); err != nil {
 		return nil, fmt.Errorf("before the outage: %w", err)
 	}
 	s.kill()
@@ -309,7 +310,7 @@ func (b *bench) sshHeal(p peer) (map[string]float64, error) {
 	back := time.Now()
 	deadline := back.Add(time.Minute)
 	for {
-		err := exchange(f.addr, resp)
+		err := exchange(dial, resp)
 		if err == nil {
 			break
 		}

@@ -27,10 +27,15 @@ func startServer(addr string, handler func(s *server, c net.Conn)) (*server, err
 	if err != nil {
 		return nil, err
 	}
+	return serveListener(ln, handler), nil
+}
+
+// serveListener serves every connection ln accepts with handler until close.
+func serveListener(ln net.Listener, handler func(s *server, c net.Conn)) *server {
 	s := &server{ln: ln, handler: handler, conns: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
 	goSafe(s.acceptLoop)
-	return s, nil
+	return s
 }
 
 func (s *server) addr() string { return s.ln.Addr().String() }

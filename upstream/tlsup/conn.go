@@ -33,6 +33,7 @@ type Conn struct {
 	raw        *rawConn
 	greeting   []byte // application data Probe read for the client, handed out first by Read
 	dead       error  // what Probe found: it never finds the connection alive again
+	probedAt   int64  // raw.sent at the last Probe
 	wroteClose atomic.Bool
 	aborted    atomic.Bool
 }
@@ -168,8 +169,17 @@ func (c *Conn) Probe() error {
 		err = c.drain()
 	}
 	c.dead = err
+	c.probedAt = c.raw.sent.Load()
 	return err
 }
+
+// WrittenSinceProbe is how many bytes went onto the socket since the last
+// Probe: the TLS records carrying what Write was given, framing included.
+// A forwarder whose pooled connection failed before it answered compares it
+// with the socket's unacknowledged bytes (SIOCOUTQ, on NetConn) to tell a
+// server that never received the client's bytes from one that did: the
+// count of application bytes would understate what the kernel holds.
+func (c *Conn) WrittenSinceProbe() int { return int(c.raw.sent.Load() - c.probedAt) }
 
 // Buffered returns the number of greeting bytes Probe took in that Read has
 // not handed out yet. A connection with some is not idle: it must not go back
@@ -221,6 +231,7 @@ type rawConn struct {
 	net.Conn
 	sc       syscall.RawConn // nil if the connection has no file descriptor
 	nonblock atomic.Bool
+	sent     atomic.Int64 // bytes written to the socket
 	op       recvOp
 	recvFn   func(fd uintptr) bool // r.recv
 	one      [1]byte
@@ -233,6 +244,12 @@ func newRawConn(c net.Conn) *rawConn {
 	}
 	rc.recvFn = rc.recv
 	return rc
+}
+
+func (r *rawConn) Write(b []byte) (int, error) {
+	n, err := r.Conn.Write(b)
+	r.sent.Add(int64(n))
+	return n, err
 }
 
 func (r *rawConn) Read(b []byte) (int, error) {
