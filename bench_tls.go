@@ -32,7 +32,7 @@ func benchTLSFor(c *cli.Context, remote string, embedded *tls.Certificate) (*ben
 		if err != nil || t == nil {
 			return nil, err
 		}
-		direct := t.cfg.Clone()
+		direct := t.targets[remote].cfg.Clone() // bench's REMOTE is one address
 		direct.ClientSessionCache = nil
 		return &benchTLS{up: t, direct: direct}, nil
 	}
@@ -47,7 +47,8 @@ func benchTLSFor(c *cli.Context, remote string, embedded *tls.Certificate) (*ben
 		ClientSessionCache: tls.NewLRUClientSessionCache(8)}
 	direct := cfg.Clone()
 	direct.ClientSessionCache = nil
-	return &benchTLS{up: &tlsUpstream{network: "tcp", addr: remote, cfg: cfg}, direct: direct}, nil
+	up := &tlsUpstream{targets: map[string]tlsTarget{remote: {network: "tcp", addr: remote, cfg: cfg}}}
+	return &benchTLS{up: up, direct: direct}, nil
 }
 
 // benchCertificate is a fresh self-signed certificate for localhost and

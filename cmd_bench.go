@@ -219,7 +219,7 @@ func (b *bencher) run(ctx context.Context, remote, name string, warm int) (bench
 		cfg := forward.Config{Local: "127.0.0.1:0", Remote: remote, DialTimeout: b.timeout,
 			Pool: pool.Options{Warm: warm, TTL: time.Minute}}
 		if b.via != nil {
-			(&sshTunnel{tun: b.via}).upstream(&cfg, remote)
+			(&sshTunnel{tun: b.via}).upstream(&cfg)
 		} else if b.tls != nil {
 			b.tls.up.apply(&cfg)
 		}

@@ -174,11 +174,11 @@ func loadProfile(path string, named bool) (*profile.Profile, error) {
 func profileSpecs(c *cli.Context, p *profile.Profile) ([]forwardSpec, error) {
 	specs := make([]forwardSpec, 0, len(p.Forwards))
 	for _, fw := range p.Forwards {
-		local, err := parseLocal(fw.Local)
+		local, err := parseLocalOrPassed(fw.Local)
 		if err != nil {
 			return nil, fw.Errorf("local", "%v", err)
 		}
-		remote, err := parseRemote(fw.Remote)
+		remote, err := parseRemotes(fw.Remote)
 		if err != nil {
 			return nil, fw.Errorf("remote", "%v", err)
 		}

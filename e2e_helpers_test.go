@@ -382,6 +382,7 @@ type jsonSummary struct {
 	Totals      struct {
 		Connections uint64 `json:"connections"`
 		Failed      uint64 `json:"failed"`
+		Denied      uint64 `json:"denied"`
 		BytesUp     int64  `json:"bytes_up"`
 		BytesDown   int64  `json:"bytes_down"`
 	} `json:"totals"`

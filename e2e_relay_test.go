@@ -308,7 +308,7 @@ var (
 	summaryKeys = []string{"local", "remote", "started", "ended", "connections", "dropped", "totals", "pool"}
 	recordKeys  = []string{"id", "client", "upstream", "source", "dial_ms", "started", "duration_ms",
 		"bytes_up", "bytes_down", "closed_by", "error"}
-	totalsKeys = []string{"connections", "failed", "bytes_up", "bytes_down"}
+	totalsKeys = []string{"connections", "failed", "denied", "bytes_up", "bytes_down"}
 	poolKeys   = []string{"hits", "misses", "stale", "evicted", "expired", "reused", "dials"}
 )
 

@@ -105,6 +105,11 @@ var forwardFlags = []flagSpec{
 	{Flag: &cli.StringFlag{Name: "tls-cert", Usage: "client certificate `FILE` (PEM; may hold the key too) for a server that demands one (mTLS)"}},
 	{Flag: &cli.StringFlag{Name: "tls-key", Usage: "private key `FILE` (PEM) of --tls-cert"}},
 	{Flag: &cli.BoolFlag{Name: "tls-insecure", Usage: "do not verify REMOTE's certificate (a warning says so): anyone on the path can read and change the traffic"}},
+
+	// Operations: who may connect, and what REMOTE learns about them.
+	{Flag: &cli.StringSliceFlag{Name: "allow", Usage: "only clients from `CIDR[,CIDR...]` (repeatable; a bare IP is one address); others are reset at accept and counted as denied. Default: everyone who can reach LOCAL"}},
+	{Flag: &cli.StringFlag{Name: "proxy-protocol", Usage: "send REMOTE a PROXY protocol header (`VERSION` v1 or v2) with the client's address before its bytes, on warm connections too; not with --reuse",
+		DefaultText: "off"}},
 }
 
 func init() {
@@ -214,10 +219,10 @@ func parseForwardArgs(args, typed []string) (forwardArgs, error) {
 		return fa, usageErrorf("%s must come before LOCAL REMOTE: %s", strings.Join(late, " "), fix)
 	}
 	var err error
-	if fa.local, err = parseLocal(words[0]); err != nil {
+	if fa.local, err = parseLocalOrPassed(words[0]); err != nil {
 		return fa, usageErrorf("%v", err)
 	}
-	if fa.remote, err = parseRemote(words[1]); err != nil {
+	if fa.remote, err = parseRemotes(words[1]); err != nil {
 		return fa, usageErrorf("%v", err)
 	}
 	return fa, nil
@@ -273,15 +278,22 @@ func forwardConfig(c *cli.Context, fa forwardArgs) (forward.Config, error) {
 	if err != nil {
 		return forward.Config{}, err
 	}
+	ops, err := opsConfig(c, fa)
+	if err != nil {
+		return forward.Config{}, err
+	}
 	cfg := forward.Config{
-		Local:       fa.local,
-		Remote:      fa.remote,
-		DialTimeout: c.Duration("dial-timeout"),
-		IdleTimeout: c.Duration("idle-timeout"),
-		MaxConns:    c.Int("max-conns"),
-		ExitIdle:    c.Duration("exit-idle"),
-		Reuse:       reuse,
-		Pool:        pool.Options{Warm: c.Int("warm"), Max: c.Int("pool-max"), TTL: c.Duration("pool-ttl")},
+		Allow:         ops.Allow,
+		ProxyProtocol: ops.ProxyProtocol,
+		Listener:      ops.Listener,
+		Local:         fa.local,
+		Remote:        fa.remote,
+		DialTimeout:   c.Duration("dial-timeout"),
+		IdleTimeout:   c.Duration("idle-timeout"),
+		MaxConns:      c.Int("max-conns"),
+		ExitIdle:      c.Duration("exit-idle"),
+		Reuse:         reuse,
+		Pool:          pool.Options{Warm: c.Int("warm"), Max: c.Int("pool-max"), TTL: c.Duration("pool-ttl")},
 	}
 	if tlsUp != nil {
 		tlsUp.apply(&cfg)

@@ -98,9 +98,10 @@ func startForwards(specs []forwardSpec, o sessionOpts, out *lineQueue) ([]*forwa
 		if len(specs) == 1 {
 			r.cfg.ExitIdle = o.exitIdle
 		}
+		r.cfg.Logf = r.noticef(out)
 		r.dials = newDialWatch(s.remote+r.tag(), s.requireRemote, out.printf)
 		r.cfg.Pool.OnDial = r.dials.report
-		s.tunnel.upstream(&r.cfg, s.remote) // --via: channels of its SSH connection
+		s.tunnel.upstream(&r.cfg) // --via: channels of its SSH connection
 		if s.tlsWarning != "" {
 			r.dials.held = append(r.dials.held, "warmport: warning: "+s.tlsWarning+r.tag()+"\n")
 		}
@@ -388,6 +389,7 @@ func writeSummaries(w io.Writer, runs []*forwardRun, sums []*forward.Summary, up
 		s := sums[i]
 		t.Connections += s.Totals.Connections
 		t.Failed += s.Totals.Failed
+		t.Denied += s.Totals.Denied
 		t.BytesUp += s.Totals.BytesUp
 		t.BytesDown += s.Totals.BytesDown
 		p.Hits, p.Misses, p.Stale = p.Hits+s.Pool.Hits, p.Misses+s.Pool.Misses, p.Stale+s.Pool.Stale

@@ -31,15 +31,15 @@ type sshTunnel struct {
 	fws []*forward.Forwarder // told to rewarm when the connection is back
 }
 
-// upstream makes cfg reach remote through t: its pool's upstreams are
-// direct-tcpip channels (remote dialed by the SSH server), relayed by the
-// copier. A nil t (no --via) leaves cfg alone.
-func (t *sshTunnel) upstream(cfg *forward.Config, remote string) {
+// upstream makes cfg reach REMOTE through t: its pool's upstreams are
+// direct-tcpip channels (each REMOTE candidate dialed by the SSH server),
+// relayed by the copier. A nil t (no --via) leaves cfg alone.
+func (t *sshTunnel) upstream(cfg *forward.Config) {
 	if t == nil {
 		return
 	}
 	tun := t.tun
-	cfg.DialStream = func(ctx context.Context) (forward.Stream, error) {
+	cfg.DialStream = func(ctx context.Context, remote string) (forward.Stream, error) {
 		ch, err := tun.Dial(ctx, remote)
 		if err != nil {
 			return nil, err // never a typed nil

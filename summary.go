@@ -228,6 +228,9 @@ func totals(t forward.Totals, p pool.Stats) string {
 	if t.Failed > 0 {
 		failed = red(failed)
 	}
+	if t.Denied > 0 { // only with --allow, and then it says something
+		failed += ", " + yellow(fmt.Sprintf("%d denied", t.Denied))
+	}
 	return fmt.Sprintf("%s (%s), up %s, down %s; pool %s",
 		plural(t.Connections, "connection", "connections"), failed, humanBytes(t.BytesUp), humanBytes(t.BytesDown), poolSummary(p))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"strings"
 	"time"
@@ -18,12 +19,18 @@ import (
 var tlsFlagNames = []string{"tls-ca", "tls-server-name", "tls-cert", "tls-key", "tls-insecure"}
 
 // tlsUpstream is how a forward reaches a TLS REMOTE: the socket as for a
-// plain REMOTE, then a verified handshake with one shared config, whose
-// session cache makes every dial after the first a resumption.
+// plain REMOTE, then a verified handshake with one shared config per
+// REMOTE candidate (each verified for its own host), whose session cache
+// makes every dial after the first a resumption.
 type tlsUpstream struct {
+	targets map[string]tlsTarget // by REMOTE candidate, as forward dials them
+	warning string               // --tls-insecure's line, or ""
+}
+
+// tlsTarget is one REMOTE candidate reached over TLS.
+type tlsTarget struct {
 	network, addr string // "tcp" HOST:PORT or "unix" PATH
 	cfg           *tls.Config
-	warning       string // --tls-insecure's line, or ""
 }
 
 // tlsFor reads the TLS flags of c for remote (a checked REMOTE): nil
@@ -50,18 +57,22 @@ func tlsFor(c *cli.Context, remote string) (*tlsUpstream, error) {
 	}
 	opts := tlsup.Options{ServerName: c.String("tls-server-name"), CAFile: c.String("tls-ca"),
 		CertFile: c.String("tls-cert"), KeyFile: c.String("tls-key"), Insecure: c.Bool("tls-insecure")}
-	t := &tlsUpstream{network: "tcp", addr: remote, warning: opts.Warning()}
-	host := ""
-	if path, ok := strings.CutPrefix(remote, "unix:"); ok {
-		t.network, t.addr = "unix", path
-	} else if h, _, err := net.SplitHostPort(remote); err == nil {
-		host = h
+	t := &tlsUpstream{targets: map[string]tlsTarget{}, warning: opts.Warning()}
+	for _, cand := range strings.Split(remote, ",") { // failover candidates, each checked
+		target := tlsTarget{network: "tcp", addr: cand}
+		host := ""
+		if path, ok := strings.CutPrefix(cand, "unix:"); ok {
+			target.network, target.addr = "unix", path
+		} else if h, _, err := net.SplitHostPort(cand); err == nil {
+			host = h
+		}
+		cfg, err := opts.Config(host)
+		if err != nil {
+			return nil, usageErrorf("%s", oneLine(err.Error()))
+		}
+		target.cfg = cfg
+		t.targets[cand] = target
 	}
-	cfg, err := opts.Config(host)
-	if err != nil {
-		return nil, usageErrorf("%s", oneLine(err.Error()))
-	}
-	t.cfg = cfg
 	return t, nil
 }
 
@@ -73,17 +84,22 @@ func tlsWarning(c *cli.Context) string {
 	return tlsup.Options{Insecure: c.Bool("tls-insecure")}.Warning()
 }
 
-// dial opens the socket to REMOTE and makes the handshake, both within
-// ctx (the dial timeout). A failed handshake's error reads as Describe's
-// line, in the warning and in the client's record.
-func (t *tlsUpstream) dial(ctx context.Context) (*tlsup.Conn, error) {
+// dial opens the socket to remote (REMOTE or one of its candidates) and
+// makes the handshake, both within ctx (the dial timeout). A failed
+// handshake's error reads as Describe's line, in the warning and in the
+// client's record.
+func (t *tlsUpstream) dial(ctx context.Context, remote string) (*tlsup.Conn, error) {
+	target, ok := t.targets[remote]
+	if !ok {
+		return nil, fmt.Errorf("no TLS settings for %s", remote) // forward dials only the candidates it was given
+	}
 	var d net.Dialer
-	d.KeepAlive = keepAliveFor(t.network, t.addr)
-	raw, err := d.DialContext(ctx, t.network, t.addr)
+	d.KeepAlive = keepAliveFor(target.network, target.addr)
+	raw, err := d.DialContext(ctx, target.network, target.addr)
 	if err != nil {
 		return nil, err
 	}
-	c, err := tlsup.Dial(ctx, raw, t.cfg)
+	c, err := tlsup.Dial(ctx, raw, target.cfg)
 	if err != nil {
 		return nil, tlsDialError{err}
 	}
@@ -116,8 +132,8 @@ func (e tlsDialError) Unwrap() error { return e.err }
 // apply makes cfg's forwarder reach REMOTE through t: a Stream the pool
 // probes through tlsup.Conn's Probe and the copier relays.
 func (t *tlsUpstream) apply(cfg *forward.Config) {
-	cfg.DialStream = func(ctx context.Context) (forward.Stream, error) {
-		c, err := t.dial(ctx)
+	cfg.DialStream = func(ctx context.Context, remote string) (forward.Stream, error) {
+		c, err := t.dial(ctx, remote)
 		if err != nil {
 			return nil, err // not a typed nil
 		}

@@ -64,7 +64,7 @@ func (p *pair) mayReplay(old upConn) bool {
 // It runs once: a fresh dial's failure is the client's error, never retried.
 func (p *pair) redial(old upConn) bool {
 	old.Close()
-	c, d, err := p.f.pool.Replace(p.f.hardCtx)
+	c, d, err := p.f.replace(p)
 	if err != nil {
 		p.f.dialFailed(p, err)
 		return false

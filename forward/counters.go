@@ -41,6 +41,7 @@ func (f *Forwarder) Totals() Totals {
 	return Totals{
 		Connections: f.nextID.Load(),
 		Failed:      f.failed.Load(),
+		Denied:      f.denied.Load(),
 		BytesUp:     f.bytesUp.Load(),
 		BytesDown:   f.bytesDown.Load(),
 	}

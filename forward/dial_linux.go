@@ -55,21 +55,21 @@ func ctxErr(ctx context.Context) error {
 	return timeoutError{}
 }
 
-// dialUpstream dials REMOTE within DialTimeout.
-func (f *Forwarder) dialUpstream(ctx context.Context) (*sock, error) {
+// dialRemote dials remote, one REMOTE candidate, within DialTimeout.
+func (f *Forwarder) dialRemote(ctx context.Context, remote string) (*sock, error) {
 	growStack() // in a client's goroutine or the pool's background dialer
 	deadline := time.Now().Add(f.dialTimeout())
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	if path, ok := unixPath(f.cfg.Remote); ok {
-		return dialUnix(ctx, path, f.cfg.Remote)
+	if path, ok := unixPath(remote); ok {
+		return dialUnix(ctx, path, remote)
 	}
-	addrs, err := f.resolve(ctx)
+	addrs, err := f.resolve(ctx, remote)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
 	}
-	keepalive := keepAlive(f.cfg.Remote) >= 0
+	keepalive := keepAlive(remote) >= 0
 	primaries, fallbacks := partition(addrs)
 	if len(fallbacks) == 0 {
 		return dialSerial(ctx, primaries, deadline, keepalive)
@@ -77,14 +77,15 @@ func (f *Forwarder) dialUpstream(ctx context.Context) (*sock, error) {
 	return dialParallel(ctx, primaries, fallbacks, deadline, keepalive)
 }
 
-// resolve returns REMOTE's addresses: an IP literal as is (parsed once), a
-// name looked up on every dial, as Go's Dialer does. Callers only read the
-// slice.
-func (f *Forwarder) resolve(ctx context.Context) ([]netip.AddrPort, error) {
-	if lit := f.literal.Load(); lit != nil {
+// resolve returns remote's addresses: an IP literal as is (parsed once for
+// a single REMOTE), a name looked up on every dial, as Go's Dialer does.
+// Callers only read the slice.
+func (f *Forwarder) resolve(ctx context.Context, remote string) ([]netip.AddrPort, error) {
+	single := remote == f.cfg.Remote
+	if lit := f.literal.Load(); lit != nil && single {
 		return *lit, nil
 	}
-	host, portStr, err := net.SplitHostPort(f.cfg.Remote)
+	host, portStr, err := net.SplitHostPort(remote)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +95,9 @@ func (f *Forwarder) resolve(ctx context.Context) ([]netip.AddrPort, error) {
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		lit := []netip.AddrPort{netip.AddrPortFrom(ip, uint16(port))}
-		f.literal.Store(&lit)
+		if single {
+			f.literal.Store(&lit)
+		}
 		return lit, nil
 	}
 	ips, err := lookupNetIP(ctx, "ip", host)

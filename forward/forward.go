@@ -14,7 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/warmport/warmport/allowlist"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/proxyhdr"
 	"github.com/warmport/warmport/recycle"
 	"github.com/warmport/warmport/session"
 )
@@ -29,14 +31,17 @@ var ErrIdle = errors.New("forward: idle")
 // Config says what to forward and how. The zero value of every optional
 // field is documented next to it.
 type Config struct {
-	Local  string // address to listen on: HOST:PORT (port 0: the OS picks) or unix:PATH; required
-	Remote string // address to dial: HOST:PORT or unix:PATH; required
+	Local string // address to listen on: HOST:PORT (port 0: the OS picks) or unix:PATH; with Listener, its name; required
+	// Remote is the address to dial: HOST:PORT or unix:PATH, or several
+	// (failover candidates, tried in order) separated by commas; required.
+	Remote string
 
 	DialTimeout time.Duration // 0 = DefaultDialTimeout
-	// DialStream, if set, reaches Remote as a Stream (TLS, an SSH channel)
-	// instead of a socket of the forwarder's own; ctx carries the dial
-	// timeout. Remote then only names the upstream. nil: dial Remote.
-	DialStream  func(ctx context.Context) (Stream, error)
+	// DialStream, if set, reaches remote, Remote or one of its failover
+	// candidates, as a Stream (TLS, an SSH channel) instead of a socket of
+	// the forwarder's own, each candidate its own way (its TLS name); ctx
+	// carries the dial timeout. nil: dial remote.
+	DialStream  func(ctx context.Context, remote string) (Stream, error)
 	Via         string        // the SSH server DialStream reaches Remote through, for the summary; "" = none
 	IdleTimeout time.Duration // close a pair after this long with no byte either way; 0 = never
 	MaxConns    int           // clients relayed at once, extra ones wait in the backlog; 0 = no limit
@@ -52,6 +57,19 @@ type Config struct {
 	// in the order they ended per relay engine, never on an event loop: a
 	// slow OnClose delays later records, never a byte of another pair.
 	OnClose func(Record)
+
+	// Operations (ops.go). Allow, if set, admits only the clients it
+	// allows; the others are reset at accept and counted in Totals.Denied;
+	// nil: everyone. ProxyProtocol, if set, sends REMOTE a PROXY protocol
+	// header of that version before a client's bytes; 0: none. Listener,
+	// if set, is served instead of listening on Local (a socket passed by
+	// systemd), and is the Forwarder's to close; nil: listen on Local.
+	// Logf, if set, prints notices (denied clients, candidates going down
+	// and coming back), one line a call; nil: none.
+	Allow         *allowlist.List
+	ProxyProtocol proxyhdr.Version
+	Listener      net.Listener
+	Logf          func(format string, args ...any)
 }
 
 // Forwarder owns a listener, the warm pool and every pair it relays.
@@ -84,6 +102,7 @@ type Forwarder struct {
 	active             map[uint64]*pair
 	idleTimer          *time.Timer
 	idleGen            uint64
+	ops
 }
 
 // New validates cfg, listens on cfg.Local and starts warming the pool.
@@ -100,6 +119,9 @@ func New(cfg Config) (*Forwarder, error) {
 	if _, remoteUnix := unixPath(cfg.Remote); (localUnix || remoteUnix) && !UnixSockets {
 		return nil, errNoUnix
 	}
+	if err := f.initOps(); err != nil {
+		return nil, err
+	}
 	var err error
 	if f.listener, err = f.listen(); err != nil {
 		return nil, err
@@ -108,6 +130,7 @@ func New(cfg Config) (*Forwarder, error) {
 		f.listener.Close()
 		return nil, err
 	}
+	f.flushPool.Store(f.pool)
 	if err := f.startNative(); err != nil { // now, while fds are plentiful
 		f.pool.Close()
 		f.listener.Close()
@@ -121,6 +144,9 @@ func New(cfg Config) (*Forwarder, error) {
 
 // listen listens on cfg.Local: TCP, or a Unix socket for unix:PATH.
 func (f *Forwarder) listen() (net.Listener, error) {
+	if f.cfg.Listener != nil {
+		return f.adopt(f.cfg.Listener)
+	}
 	if path, ok := unixPath(f.cfg.Local); ok {
 		ln, err := listenUnix(path)
 		if err != nil {
@@ -207,6 +233,10 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 			continue
 		}
 		delay = 0
+		if !f.admit(c) {
+			f.freeSlot()
+			continue
+		}
 		f.start(c)
 	}
 }
@@ -363,6 +393,13 @@ func (f *Forwarder) relay(p *pair, up upConn, src pool.Source) {
 	p.replayOn = src != pool.Cold
 	p.setUpstream(up)
 	if p.aborted.Load() { // shutdown came during the dial
+		up.Close()
+		p.client.Close()
+		f.record(p)
+		return
+	}
+	if err := f.sendHeader(p, up); err != nil {
+		f.dialFailed(p, err)
 		up.Close()
 		p.client.Close()
 		f.record(p)

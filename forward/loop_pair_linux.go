@@ -351,7 +351,7 @@ func (l *loop) redial(p *pair, cause error) {
 			return
 		}
 		old.Close()
-		up, d, err := p.f.pool.Replace(p.f.hardCtx)
+		up, d, err := p.f.replace(p)
 		c, _ := up.(*sock) // the loop relays sockets only
 		p.mu.Lock()
 		p.lp.redialDone = true

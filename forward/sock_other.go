@@ -74,10 +74,10 @@ func resetClose(c *sock) {
 // remoteAddr is c's peer as its record shows it.
 func remoteAddr(c *sock) string { return c.RemoteAddr().String() }
 
-func (f *Forwarder) dialUpstream(ctx context.Context) (*sock, error) {
+func (f *Forwarder) dialRemote(ctx context.Context, remote string) (*sock, error) {
 	growStack() // in a client's goroutine or the pool's background dialer
-	d := net.Dialer{Timeout: f.dialTimeout(), KeepAlive: keepAlive(f.cfg.Remote)}
-	c, err := d.DialContext(ctx, "tcp", f.cfg.Remote)
+	d := net.Dialer{Timeout: f.dialTimeout(), KeepAlive: keepAlive(remote)}
+	c, err := d.DialContext(ctx, "tcp", remote)
 	if err != nil {
 		return nil, err
 	}

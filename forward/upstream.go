@@ -9,7 +9,7 @@ import (
 // relayed. An upstream is one of two kinds:
 //
 //   - a socket of the forwarder's own (*sock: TCP or Unix), dialed by
-//     dialUpstream. The pool peeks at it (SyscallConn), the replay rule asks
+//     dialRemote. The pool peeks at it (SyscallConn), the replay rule asks
 //     its kernel what was consumed, --reuse may recycle it, and on Linux the
 //     event loop splices it.
 //   - a Stream, dialed by Config.DialStream (TLS, an SSH channel): it probes
@@ -37,20 +37,21 @@ type Stream interface {
 // upConn is an upstream as the pool holds it: a *sock or a Stream.
 type upConn interface{ Close() error }
 
-// dial reaches REMOTE once, within the dial timeout: a Stream through
-// Config.DialStream if set, else a socket of our own. A failure returns a
-// nil upConn, never a typed nil.
-func (f *Forwarder) dial(ctx context.Context) (upConn, error) {
+// dialOne reaches remote, one candidate of REMOTE, once, within the dial
+// timeout: a Stream through Config.DialStream if set, else a socket of our
+// own. A failure returns a nil upConn, never a typed nil. The pool dials
+// through dial (ops.go), which picks the candidate.
+func (f *Forwarder) dialOne(ctx context.Context, remote string) (upConn, error) {
 	if f.cfg.DialStream != nil {
 		ctx, cancel := context.WithTimeout(ctx, f.dialTimeout())
 		defer cancel()
-		s, err := f.cfg.DialStream(ctx)
+		s, err := f.cfg.DialStream(ctx, remote)
 		if err != nil {
 			return nil, err
 		}
 		return s, nil
 	}
-	s, err := f.dialUpstream(ctx)
+	s, err := f.dialRemote(ctx, remote)
 	if err != nil {
 		return nil, err
 	}

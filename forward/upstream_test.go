@@ -25,11 +25,12 @@ type tcpStream struct {
 func (s tcpStream) Abort() error { s.SetLinger(0); return s.Close() }
 func (s tcpStream) Probe() error { s.probes.Add(1); return nil }
 
-// streamDialer dials addr as a Stream and counts the probes of its streams.
-func streamDialer(addr string, probes *atomic.Int64) func(ctx context.Context) (Stream, error) {
-	return func(ctx context.Context) (Stream, error) {
+// streamDialer dials the remote it is given as a Stream and counts the
+// probes of its streams.
+func streamDialer(probes *atomic.Int64) func(ctx context.Context, remote string) (Stream, error) {
+	return func(ctx context.Context, remote string) (Stream, error) {
 		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
+		c, err := d.DialContext(ctx, "tcp", remote)
 		if err != nil {
 			return nil, err
 		}
@@ -45,7 +46,7 @@ func TestStreamUpstreamRoundTrip(t *testing.T) {
 		t.Run(fmt.Sprintf("warm=%d", warm), func(t *testing.T) {
 			up := startUpstream(t, replyAfterEOF)
 			var probes atomic.Int64
-			f, addr := startForwarder(t, Config{Remote: up.addr(), DialStream: streamDialer(up.addr(), &probes),
+			f, addr := startForwarder(t, Config{Remote: up.addr(), DialStream: streamDialer(&probes),
 				Pool: pool.Options{Warm: warm}})
 			eventually(t, "the warm streams", func() bool { return f.PoolStats().Idle >= warm })
 			const clients = 5
@@ -78,7 +79,7 @@ func TestStreamUpstreamAbort(t *testing.T) {
 			c.SetLinger(0)
 		})
 		var probes atomic.Int64
-		f, addr := startForwarder(t, Config{Remote: up.addr(), DialStream: streamDialer(up.addr(), &probes)})
+		f, addr := startForwarder(t, Config{Remote: up.addr(), DialStream: streamDialer(&probes)})
 		c := dial(t, addr)
 		c.Write([]byte("go"))
 		if n, err := io.Copy(io.Discard, c); !errors.Is(err, syscall.ECONNRESET) {
@@ -95,7 +96,7 @@ func TestStreamUpstreamAbort(t *testing.T) {
 			got <- err
 		})
 		var probes atomic.Int64
-		f, addr := startForwarder(t, Config{Remote: up.addr(), DialStream: streamDialer(up.addr(), &probes),
+		f, addr := startForwarder(t, Config{Remote: up.addr(), DialStream: streamDialer(&probes),
 			IdleTimeout: 50 * time.Millisecond})
 		c := dial(t, addr)
 		c.Write([]byte("then nothing"))

@@ -16,12 +16,12 @@ import (
 
 // tlsDialer dials addr and makes a verified TLS handshake: the Stream main
 // plugs in for --tls.
-func tlsDialer(t *testing.T, addr string, ca *tlstest.CA) func(ctx context.Context) (Stream, error) {
+func tlsDialer(t *testing.T, ca *tlstest.CA) func(ctx context.Context, addr string) (Stream, error) {
 	cfg, err := tlsup.Options{CAFile: ca.File}.Config("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func(ctx context.Context) (Stream, error) {
+	return func(ctx context.Context, addr string) (Stream, error) {
 		var d net.Dialer
 		raw, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
@@ -90,7 +90,7 @@ func TestTLSReplayWindow(t *testing.T) {
 				}
 				t.Cleanup(func() { afterBorrow = nil })
 			}
-			f, addr := startForwarder(t, Config{Remote: srv.Addr, DialStream: tlsDialer(t, srv.Addr, ca), Pool: pool.Options{Warm: 1}})
+			f, addr := startForwarder(t, Config{Remote: srv.Addr, DialStream: tlsDialer(t, ca), Pool: pool.Options{Warm: 1}})
 			eventually(t, "the warm handshake", func() bool { return f.PoolStats().Idle == 1 })
 			c := dial(t, addr)
 			msg := []byte("a request that must arrive once")
@@ -143,7 +143,7 @@ func TestReplayableStream(t *testing.T) {
 				}
 				c.Close()
 			}})
-			s, err := tlsDialer(t, srv.Addr, ca)(context.Background())
+			s, err := tlsDialer(t, ca)(context.Background(), srv.Addr)
 			if err != nil {
 				t.Fatal(err)
 			}

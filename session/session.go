@@ -40,6 +40,7 @@ type Record struct {
 type Totals struct {
 	Connections uint64 `json:"connections"`
 	Failed      uint64 `json:"failed"`
+	Denied      uint64 `json:"denied"` // clients --allow turned away at accept, in no other count
 	BytesUp     int64  `json:"bytes_up"`
 	BytesDown   int64  `json:"bytes_down"`
 }
