@@ -9,10 +9,10 @@ import (
 // How long a connection let go waits, half-closed, for the server's FIN
 // (see letGo), and how many may wait at once.
 const (
-	lingerFor   = 2 * time.Second        // while the pool serves
-	lingerAtEnd = 100 * time.Millisecond // after Close: a forwarder's exit is not held up longer
-	lingerTick  = 20 * time.Millisecond  // how often lingering connections are read
-	lingerMax   = 64                     // more than this are closed at once, politely or not
+	lingerFor   = 2 * time.Second       // while the pool serves
+	lingerAtEnd = time.Second           // after Close: a forwarder's exit waits no longer (a server that greets late, under load, needs this long)
+	lingerTick  = 20 * time.Millisecond // how often lingering connections are read
+	lingerMax   = 64                    // more than this are closed at once, politely or not
 )
 
 // lingerSet holds the connections let go that wait for the server's FIN. One
