@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package sshdtest runs OpenSSH's sshd for tests: on 127.0.0.1, with a host
 // key of its own and the config in a temp dir, started with -D -e, killed
 // with the processes it forked for connections (as a crash of the server
