@@ -70,17 +70,9 @@ func TestReuseRedisTaggedClients(t *testing.T) {
 	}
 
 	const workers, sessions = 20, 60
-	var wrong, ioErrs, early atomic.Int64
-	var mu sync.Mutex
-	var samples []string
-	bad := func(format string, args ...any) {
-		wrong.Add(1)
-		mu.Lock()
-		if len(samples) < 10 {
-			samples = append(samples, fmt.Sprintf(format, args...))
-		}
-		mu.Unlock()
-	}
+	var ioErrs, early atomic.Int64
+	var wrong wrongs
+	bad := wrong.bad
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
@@ -105,8 +97,8 @@ func TestReuseRedisTaggedClients(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d sessions, %d left early", workers*sessions, early.Load())
-	if n := wrong.Load(); n > 0 {
-		t.Errorf("%d wrong replies or failed sessions; first ones:\n%s", n, strings.Join(samples, "\n"))
+	if n := wrong.n.Load(); n > 0 {
+		t.Errorf("%d wrong replies or failed sessions; first ones:\n%s", n, strings.Join(wrong.samples, "\n"))
 	}
 	p.waitFDs(t, base)
 	s := parseSummary(t, p.stop(t).stdout)
@@ -380,17 +372,9 @@ func TestReuseHTTPTaggedClients(t *testing.T) {
 	base := p.baseFDs(t)
 
 	const workers, sessions = 20, 40
-	var wrong, early atomic.Int64
-	var mu sync.Mutex
-	var samples []string
-	bad := func(format string, args ...any) {
-		wrong.Add(1)
-		mu.Lock()
-		if len(samples) < 10 {
-			samples = append(samples, fmt.Sprintf(format, args...))
-		}
-		mu.Unlock()
-	}
+	var early atomic.Int64
+	var wrong wrongs
+	bad := wrong.bad
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
@@ -409,8 +393,8 @@ func TestReuseHTTPTaggedClients(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d sessions, %d left early", workers*sessions, early.Load())
-	if n := wrong.Load(); n > 0 {
-		t.Errorf("%d wrong bodies or failed requests; first ones:\n%s", n, strings.Join(samples, "\n"))
+	if n := wrong.n.Load(); n > 0 {
+		t.Errorf("%d wrong bodies or failed requests; first ones:\n%s", n, strings.Join(wrong.samples, "\n"))
 	}
 	p.waitFDs(t, base)
 	s := parseSummary(t, p.stop(t).stdout)
@@ -485,4 +469,21 @@ func httpLeaveEarly(addr string, how int, bad func(string, ...any)) {
 	if !bytes.Contains(head, want) {
 		bad("early leaver: first bytes %.80q; want %s", head, want)
 	}
+}
+
+// wrongs counts what went wrong across a test's client goroutines and keeps
+// the first few descriptions for the failure message.
+type wrongs struct {
+	n       atomic.Int64
+	mu      sync.Mutex
+	samples []string
+}
+
+func (w *wrongs) bad(format string, args ...any) {
+	w.n.Add(1)
+	w.mu.Lock()
+	if len(w.samples) < 10 {
+		w.samples = append(w.samples, fmt.Sprintf(format, args...))
+	}
+	w.mu.Unlock()
 }
