@@ -23,37 +23,15 @@ import (
 // PROXY header first, and the request once; the stale one's header is
 // nobody's request, and bytes_up counts the client's bytes only.
 func TestProxyHeaderOnReplay(t *testing.T) {
-	closeNow := make(chan struct{})
-	var closed sync.WaitGroup
-	closed.Add(2)
-	var mu sync.Mutex
-	dialed := 0
 	got := make(chan string, 4)
-	up := startUpstream(t, func(c *net.TCPConn) {
-		mu.Lock()
-		stale := dialed < 2 // the two pre-dialed connections
-		dialed++
-		mu.Unlock()
-		if stale {
-			<-closeNow
-			c.Close()
-			closed.Done()
-			return
-		}
+	up := startUpstream(t, staleAfterBorrow(t, func(c *net.TCPConn) {
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		r := bufio.NewReader(c)
 		hdr, _ := r.ReadString('\n')
 		req, _ := r.ReadString('\n')
 		got <- hdr + req
 		c.Write([]byte(req))
-	})
-	var once sync.Once
-	afterBorrow = func(src pool.Source) {
-		if src != pool.Cold {
-			once.Do(func() { close(closeNow); closed.Wait() })
-		}
-	}
-	t.Cleanup(func() { afterBorrow = nil })
+	}))
 	f, addr := startForwarder(t, Config{Remote: up.addr(), ProxyProtocol: proxyhdr.V1, Pool: pool.Options{Warm: 2}})
 	eventually(t, "pool filled", func() bool { return f.pool.Stats().Idle == 2 })
 	c := dial(t, addr)

@@ -122,35 +122,13 @@ func TestReplaySinkGetsEachRequestOnce(t *testing.T) {
 // one once and replays the client's first bytes; the borrow counts as stale
 // and a miss, and the record says cold.
 func TestReplayAfterStaleWarm(t *testing.T) {
-	closeNow := make(chan struct{})
-	var closed sync.WaitGroup
-	closed.Add(2)
-	var mu sync.Mutex
-	dialed := 0
 	var log requestLog
-	up := startUpstream(t, func(c *net.TCPConn) {
-		mu.Lock()
-		stale := dialed < 2 // the two pre-dialed connections
-		dialed++
-		mu.Unlock()
-		if stale {
-			<-closeNow
-			c.Close()
-			closed.Done()
-			return
-		}
+	up := startUpstream(t, staleAfterBorrow(t, func(c *net.TCPConn) {
 		b := make([]byte, 1024)
 		n, _ := c.Read(b)
 		log.add(string(b[:n]))
 		c.Write(b[:n])
-	})
-	var once sync.Once
-	afterBorrow = func(src pool.Source) {
-		if src != pool.Cold {
-			once.Do(func() { close(closeNow); closed.Wait() })
-		}
-	}
-	t.Cleanup(func() { afterBorrow = nil })
+	}))
 	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 2}})
 	eventually(t, "pool filled", func() bool { return f.pool.Stats().Idle == 2 })
 	c := dial(t, addr)
@@ -399,5 +377,38 @@ func TestReuseNoReplyToTheWrongClient(t *testing.T) {
 			}
 			checkHits(t, sum)
 		})
+	}
+}
+
+// staleAfterBorrow wraps serve for an upstream whose first two connections
+// (the pool's pre-dials) go stale right after the probe: they are held until
+// a warm borrow's probe has passed, then closed; later connections go to
+// serve.
+func staleAfterBorrow(t *testing.T, serve func(*net.TCPConn)) func(*net.TCPConn) {
+	t.Helper()
+	closeNow := make(chan struct{})
+	var closed sync.WaitGroup
+	closed.Add(2)
+	var mu sync.Mutex
+	dialed := 0
+	var once sync.Once
+	afterBorrow = func(src pool.Source) {
+		if src != pool.Cold {
+			once.Do(func() { close(closeNow); closed.Wait() })
+		}
+	}
+	t.Cleanup(func() { afterBorrow = nil })
+	return func(c *net.TCPConn) {
+		mu.Lock()
+		stale := dialed < 2
+		dialed++
+		mu.Unlock()
+		if stale {
+			<-closeNow
+			c.Close()
+			closed.Done()
+			return
+		}
+		serve(c)
 	}
 }
