@@ -14,7 +14,7 @@ import (
 // either, and the socket closes once both fds are closed.
 func streamOf(s *sock) (stream, error) {
 	var file *os.File
-	err := s.do(func(fd int) error {
+	err := s.Do(func(fd int) error {
 		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
 			return os.NewSyscallError("dup", err)

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/warmport/warmport/forward/internal/rawsock"
 	"github.com/warmport/warmport/pool"
 )
 
@@ -62,5 +63,5 @@ func adopt(c net.Conn, err error) (*sock, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSock(fd, c.RemoteAddr().(*net.TCPAddr).AddrPort()), nil
+	return rawsock.New(fd, c.RemoteAddr().(*net.TCPAddr).AddrPort(), ""), nil
 }

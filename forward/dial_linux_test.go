@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/warmport/warmport/forward/internal/rawsock"
 	"github.com/warmport/warmport/pool"
 )
 
@@ -107,7 +108,7 @@ func TestDialFallsBackAcrossAddresses(t *testing.T) {
 }
 
 // IPv6 and IPv4 race as RFC 8305 says: the first address's family first, the
-// other one when it fails or after fallbackDelay; the first to connect wins.
+// other one when it fails or after rawsock.FallbackDelay; the first to connect wins.
 func TestDialRacesFamilies(t *testing.T) {
 	needIPv6(t)
 	for _, tt := range []struct {
@@ -150,8 +151,8 @@ func TestDialRacesFamilies(t *testing.T) {
 			}
 			// IPv4 starts when IPv6's head start is up, not when its dial
 			// gives up: tried in turn, IPv6 would have had 2 s at least.
-			if waited := time.Since(start); tt.blackhole6 && (waited < fallbackDelay || waited >= 2*time.Second) {
-				t.Fatalf("IPv4 connected after %v; want it after IPv6's %v head start, and no later than a serial dial's 2 s", waited, fallbackDelay)
+			if waited := time.Since(start); tt.blackhole6 && (waited < rawsock.FallbackDelay || waited >= 2*time.Second) {
+				t.Fatalf("IPv4 connected after %v; want it after IPv6's %v head start, and no later than a serial dial's 2 s", waited, rawsock.FallbackDelay)
 			}
 		})
 	}

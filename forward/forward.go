@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/warmport/warmport/allowlist"
+	"github.com/warmport/warmport/forward/internal/rawsock"
 	"github.com/warmport/warmport/pool"
 	"github.com/warmport/warmport/proxyhdr"
 	"github.com/warmport/warmport/recycle"
@@ -169,7 +170,7 @@ func (f *Forwarder) listen() (net.Listener, error) {
 // resolved), or for unix:PATH an address whose String is unix:PATH.
 func (f *Forwarder) Addr() net.Addr {
 	if f.localUnix != "" {
-		return unixAddr(f.localUnix)
+		return rawsock.UnixAddr(f.localUnix)
 	}
 	return f.ln.Addr()
 }

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/warmport/warmport/forward/internal/rawsock"
 	"github.com/warmport/warmport/pool"
 	"github.com/warmport/warmport/recycle"
 )
@@ -235,14 +236,14 @@ func TestAcceptInheritsSockopts(t *testing.T) {
 	}
 	for _, keepalive := range []bool{false, true} {
 		ln, rc := listenRaw(t)
-		rc.Control(func(fd uintptr) { setSockopts(int(fd), keepalive) })
+		rc.Control(func(fd uintptr) { rawsock.SetSockopts(int(fd), keepalive) })
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 		var nfd int
-		rc.Control(func(fd uintptr) { nfd, _, err = rawAccept4(int(fd)) })
+		rc.Control(func(fd uintptr) { nfd, _, err = rawsock.Accept4(int(fd)) })
 		if err != nil {
 			t.Fatalf("accept: %v", err)
 		}
@@ -282,7 +283,7 @@ func TestAcceptInheritsSockopts(t *testing.T) {
 	if len(clients) != 1 {
 		t.Fatalf("%d active pairs; want 1", len(clients))
 	}
-	err := clients[0].do(func(fd int) error {
+	err := clients[0].Do(func(fd int) error {
 		if got := get(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY); got != 1 {
 			t.Errorf("a client's TCP_NODELAY: %d; want 1", got)
 		}

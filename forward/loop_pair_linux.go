@@ -5,6 +5,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/warmport/warmport/forward/internal/poller"
+	"github.com/warmport/warmport/forward/internal/rawsock"
 	"github.com/warmport/warmport/pool"
 )
 
@@ -13,7 +15,7 @@ import (
 // first bytes to a warm upstream pass through user space, kept for a replay.
 type dir struct {
 	p        *pair
-	pipe     lpipe
+	pipe     poller.Pipe
 	hasPipe  bool   // a direction holds a pipe only while it moves bytes
 	inPipe   int    // bytes in the pipe, not yet written to dst
 	pend     []byte // bytes read through user space, not yet written to dst
@@ -60,9 +62,7 @@ func (l *loop) wake(p *pair) { l.post(p) }
 // detach takes a recycled upstream out of the epoll set before it goes
 // back to the pool; a closed socket leaves the set by itself.
 func (l *loop) detach(p *pair) {
-	p.upstream.Load().do(func(fd int) error {
-		return rawEpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, &unix.EpollEvent{})
-	})
+	p.upstream.Load().Do(l.pl.Del)
 }
 
 // event: one of p's sockets signalled.
@@ -124,7 +124,7 @@ func (l *loop) step(d *dir) {
 			continue
 		}
 		if d.hasPipe {
-			l.putPipe(d.pipe, true)
+			l.pipes.Put(d.pipe, true)
 			d.hasPipe = false
 		}
 		if d.eof {
@@ -149,7 +149,7 @@ func (l *loop) step(d *dir) {
 		case err == unix.EAGAIN:
 			d.readable = false
 			if d.hasPipe {
-				l.putPipe(d.pipe, true) // an idle direction holds no pipe
+				l.pipes.Put(d.pipe, true) // an idle direction holds no pipe
 				d.hasPipe = false
 			}
 			return
@@ -182,7 +182,7 @@ func (l *loop) read(d *dir, src *sock) (n int, short bool, err error) {
 		return l.readTracked(d, src)
 	}
 	if !d.hasPipe {
-		pp, err := l.getPipe()
+		pp, err := l.pipes.Get()
 		if err != nil {
 			return 0, false, err
 		}
@@ -198,7 +198,7 @@ func (l *loop) read(d *dir, src *sock) (n int, short bool, err error) {
 	// A splice stops early when the pipe runs out of buffers, which many
 	// small segments do long before its byte capacity; each buffer holds at
 	// least a byte, so fewer bytes than buffers means the socket ran dry.
-	return n, n > 0 && n < d.pipe.slots, err
+	return n, n > 0 && n < d.pipe.Slots, err
 }
 
 // readTracked reads what src has into the loop's buffer for a --reuse pair:
@@ -363,12 +363,6 @@ func (l *loop) redial(p *pair, cause error) {
 
 // news runs a post for p: an abort, or a redial's outcome.
 func (l *loop) news(p *pair) {
-	l.mu.Lock()
-	_, live := l.pairs[p.id]
-	l.mu.Unlock()
-	if !live {
-		return // ended already, or not registered yet (start posts again)
-	}
 	if p.lp.redialing {
 		p.mu.Lock()
 		done, c, d, err := p.lp.redialDone, p.lp.redialConn, p.lp.redialDur, p.lp.redialErr
@@ -448,7 +442,7 @@ func (l *loop) endIfBoth(p *pair) {
 	}
 	for _, d := range []*dir{&p.lp.toUp, &p.lp.toClient} {
 		if d.hasPipe {
-			l.putPipe(d.pipe, d.inPipe == 0)
+			l.pipes.Put(d.pipe, d.inPipe == 0)
 			d.hasPipe = false
 		}
 	}
@@ -460,21 +454,20 @@ func (l *loop) endIfBoth(p *pair) {
 	l.recorder.push(p)
 }
 
-// The relay's syscalls, each made under the socket's lock (sock.io). EINTR
-// is retried; EAGAIN is returned as is.
+// The relay's syscalls, each made under the socket's lock (rawsock.Socket.IO).
 
 func spliceIn(src *sock, d *dir) (int, error) {
-	return src.io(func(fd int) (int, error) { return rawSplice(fd, d.pipe.w, pipeSize) })
+	return src.IO(func(fd int) (int, error) { return rawsock.Splice(fd, d.pipe.W, poller.PipeSize) })
 }
 
 func spliceOut(d *dir, dst *sock) (int, error) {
-	return dst.io(func(fd int) (int, error) { return rawSplice(d.pipe.r, fd, d.inPipe) })
+	return dst.IO(func(fd int) (int, error) { return rawsock.Splice(d.pipe.R, fd, d.inPipe) })
 }
 
 func readFD(c *sock, b []byte) (int, error) {
-	return c.io(func(fd int) (int, error) { return rawRead(fd, b) })
+	return c.IO(func(fd int) (int, error) { return rawsock.Read(fd, b) })
 }
 
 func writeFD(c *sock, b []byte) (int, error) {
-	return c.io(func(fd int) (int, error) { return rawWrite(fd, b) })
+	return c.IO(func(fd int) (int, error) { return rawsock.Write(fd, b) })
 }

@@ -1,12 +1,10 @@
 package forward
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -95,34 +93,4 @@ func bindError(path string, err error) error {
 		return fmt.Errorf("%s appeared meanwhile: another process listens there; stop it or pick another path", path)
 	}
 	return fmt.Errorf("bind %s: %v", path, err)
-}
-
-// dialUnix connects to the Unix stream socket at path. A Unix connect never
-// waits: it is done, or refused, or EAGAIN when the listener's backlog is
-// full, which Go's dialer reports as an error too.
-func dialUnix(ctx context.Context, path, name string) (*sock, error) {
-	opErr := func(call string, err error) error {
-		return &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: path, Net: "unix"},
-			Err: os.NewSyscallError(call, err)}
-	}
-	if ctx.Err() != nil {
-		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: path, Net: "unix"}, Err: ctxErr(ctx)}
-	}
-	fd, err := rawSocket(unix.AF_UNIX)
-	if err != nil {
-		return nil, opErr("socket", err)
-	}
-	for {
-		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		rawClose(fd)
-		return nil, opErr("connect", err)
-	}
-	s := newSock(fd, netip.AddrPort{})
-	s.name = name
-	return s, nil
 }
