@@ -9,8 +9,8 @@ import (
 
 	"github.com/fatih/color"
 
-	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
 )
 
 // Colors, shared by every table and line warmport prints. fatih/color checks
@@ -36,16 +36,16 @@ func sourceColor(s string) func(...any) string {
 
 func closedColor(s string) func(...any) string {
 	switch s {
-	case forward.ClosedByError, forward.ClosedByShutdown:
+	case session.ClosedByError, session.ClosedByShutdown:
 		return red
-	case forward.ClosedByTimeout:
+	case session.ClosedByTimeout:
 		return yellow
 	}
 	return fmt.Sprint
 }
 
 // formatRecord is the one line printed as each connection closes.
-func formatRecord(r forward.Record) string {
+func formatRecord(r session.Record) string {
 	line := fmt.Sprintf("#%d %s %s %s in %s, up %s down %s, closed by %s",
 		r.ID, r.Client, sourceColor(r.Source)(r.Source), fmtMS(r.DialMS), fmtMS(r.DurationMS),
 		humanBytes(r.BytesUp), humanBytes(r.BytesDown), closedColor(r.ClosedBy)(r.ClosedBy))

@@ -16,6 +16,7 @@ import (
 	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
 	"github.com/warmport/warmport/profile"
+	"github.com/warmport/warmport/session"
 	"github.com/warmport/warmport/upstream/sshvia"
 )
 
@@ -91,7 +92,7 @@ func startForwards(specs []forwardSpec, o sessionOpts, out *lineQueue) ([]*forwa
 			if s.name != "" {
 				prefix = s.name + " "
 			}
-			r.cfg.OnClose = func(rec forward.Record) { out.record(prefix + formatRecord(rec) + "\n") }
+			r.cfg.OnClose = func(rec session.Record) { out.record(prefix + formatRecord(rec) + "\n") }
 		}
 		// One forward stops on its own idle clock; several share watchIdle's.
 		r.cfg.ExitIdle = 0
@@ -119,8 +120,8 @@ func startForwards(specs []forwardSpec, o sessionOpts, out *lineQueue) ([]*forwa
 
 // shutdownAll drains every forward at once, so the whole drain takes at
 // most ctx's time, and returns their summaries in order.
-func shutdownAll(runs []*forwardRun, ctx context.Context) []*forward.Summary {
-	sums := make([]*forward.Summary, len(runs))
+func shutdownAll(runs []*forwardRun, ctx context.Context) []*session.Summary {
+	sums := make([]*session.Summary, len(runs))
 	var wg sync.WaitGroup
 	for i, r := range runs {
 		wg.Add(1)
@@ -352,13 +353,13 @@ func watchIdle(ctx context.Context, runs []*forwardRun, d time.Duration) bool {
 // namedSummary is a forward's summary as --json prints it: with its name.
 type namedSummary struct {
 	Name string `json:"name"`
-	*forward.Summary
+	*session.Summary
 	TLS bool `json:"tls"`
 }
 
 // sessionJSON is what --json and --json-file write: the summary of forward,
 // or {"forwards":[...]} of up, in profile order.
-func sessionJSON(runs []*forwardRun, sums []*forward.Summary, up bool) any {
+func sessionJSON(runs []*forwardRun, sums []*session.Summary, up bool) any {
 	all := make([]namedSummary, len(runs))
 	for i, r := range runs {
 		all[i] = namedSummary{Name: r.name, Summary: sums[i], TLS: r.tls}
@@ -373,12 +374,12 @@ func sessionJSON(runs []*forwardRun, sums []*forward.Summary, up bool) any {
 
 // writeSummaries prints forward's summary, or up's: each forward's, under
 // its name, then the totals of all.
-func writeSummaries(w io.Writer, runs []*forwardRun, sums []*forward.Summary, up bool) {
+func writeSummaries(w io.Writer, runs []*forwardRun, sums []*session.Summary, up bool) {
 	if !up {
 		writeSummary(w, sums[0], time.Local)
 		return
 	}
-	var t forward.Totals
+	var t session.Totals
 	var p pool.Stats
 	for i, r := range runs {
 		if i > 0 {

@@ -3,7 +3,7 @@ package main
 import (
 	"sync"
 
-	"github.com/warmport/warmport/forward"
+	"github.com/warmport/warmport/session"
 	"github.com/warmport/warmport/state"
 )
 
@@ -59,7 +59,7 @@ func startStateRecorder(flagDir string, snap func() []state.Snapshot, printf fun
 
 // save adds the finished session of the forward called name ("" for
 // forward) to the history.
-func (r *stateRecorder) save(name string, sum *forward.Summary) {
+func (r *stateRecorder) save(name string, sum *session.Summary) {
 	if r.dir == nil {
 		return
 	}

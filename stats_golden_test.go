@@ -10,8 +10,8 @@ import (
 
 	"github.com/fatih/color"
 
-	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
 	"github.com/warmport/warmport/state"
 )
 
@@ -39,7 +39,7 @@ func fakeStats() statsView {
 	} {
 		v.Running = append(v.Running, state.Snapshot{PID: r.pid, Local: r.local, Remote: r.remote,
 			Started: goldenNow.Add(-r.age).UTC(), Active: r.active,
-			Totals: forward.Totals{Connections: r.conns, Failed: r.fails, BytesUp: r.up, BytesDown: r.down},
+			Totals: session.Totals{Connections: r.conns, Failed: r.fails, BytesUp: r.up, BytesDown: r.down},
 			Pool:   pool.Stats{Hits: r.hits, Misses: r.misses, Dials: r.misses + r.idle, Idle: int(r.idle)}})
 	}
 	for i := range recentShown + 2 { // newest first, as the state directory lists them
@@ -48,7 +48,7 @@ func fakeStats() statsView {
 		s := state.SessionInfo{ID: ended.Format("20060102-150405") + fmt.Sprintf("-%06x", 0xa1b2c3+i*4099),
 			PID: 1000 + i, Local: fmt.Sprintf("127.0.0.1:%d", 8000+i%3), Remote: "db.internal:5432",
 			Started: ended.Add(-time.Duration(i+1) * 95 * time.Second), Ended: ended,
-			Totals: forward.Totals{Connections: n, BytesUp: int64(n) * 300, BytesDown: int64(n) * 70 << 10},
+			Totals: session.Totals{Connections: n, BytesUp: int64(n) * 300, BytesDown: int64(n) * 70 << 10},
 			Pool:   pool.Stats{Hits: n - n/(uint64(i%4)+1), Misses: n / (uint64(i%4) + 1)}}
 		if i%5 == 2 {
 			s.Totals.Failed = uint64(i)

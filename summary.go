@@ -9,8 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
 )
 
 // summaryRows bounds the exit summary's table. Ten rows and the lines about
@@ -28,7 +28,7 @@ const notableRows = 5
 // rest closed and where their upstreams came from, percentiles of duration
 // and bytes, a histogram of durations and a sparkline of when connections
 // started; then the totals. Times print in loc.
-func writeSummary(w io.Writer, s *forward.Summary, loc *time.Location) {
+func writeSummary(w io.Writer, s *session.Summary, loc *time.Location) {
 	// Wall clock, as the JSON's started and ended: the same text at exit and
 	// from `stats ID`, whose times come back from JSON without a monotonic part.
 	dur := s.Ended.Round(0).Sub(s.Started.Round(0))
@@ -63,12 +63,12 @@ func writeSummary(w io.Writer, s *forward.Summary, loc *time.Location) {
 // pickRows chooses the table's rows: the most recent connections that ended
 // badly (up to notableRows), then the most recent, summaryRows in all, in
 // ID order.
-func pickRows(recs []forward.Record) []forward.Record {
+func pickRows(recs []session.Record) []session.Record {
 	if len(recs) <= summaryRows {
 		return recs
 	}
 	recent := recs[len(recs)-summaryRows:]
-	var notable []forward.Record
+	var notable []session.Record
 	for i := len(recs) - summaryRows - 1; i >= 0 && len(notable) < notableRows; i-- {
 		if badEnd(recs[i]) {
 			notable = append(notable, recs[i])
@@ -78,13 +78,13 @@ func pickRows(recs []forward.Record) []forward.Record {
 	return append(notable, recent[len(notable):]...)
 }
 
-func badEnd(r forward.Record) bool {
-	return r.ClosedBy == forward.ClosedByError || r.ClosedBy == forward.ClosedByTimeout || r.ClosedBy == forward.ClosedByShutdown
+func badEnd(r session.Record) bool {
+	return r.ClosedBy == session.ClosedByError || r.ClosedBy == session.ClosedByTimeout || r.ClosedBy == session.ClosedByShutdown
 }
 
 // writeAggregates prints what the table could not show, from the records
 // the session kept (the last DefaultMaxRecords; the totals count all).
-func writeAggregates(w io.Writer, s *forward.Summary, recs []forward.Record) {
+func writeAggregates(w io.Writer, s *session.Summary, recs []session.Record) {
 	of := ""
 	if s.Dropped > 0 {
 		of = dim(fmt.Sprintf(" (of the last %d)", len(recs)))
@@ -102,7 +102,7 @@ func writeAggregates(w io.Writer, s *forward.Summary, recs []forward.Record) {
 		durs[i], ups[i], downs[i] = r.DurationMS, float64(r.BytesUp), float64(r.BytesDown)
 	}
 	var cs, ss []string
-	for _, k := range []string{forward.ClosedByClient, forward.ClosedByRemote, forward.ClosedByTimeout, forward.ClosedByShutdown, forward.ClosedByError} {
+	for _, k := range []string{session.ClosedByClient, session.ClosedByRemote, session.ClosedByTimeout, session.ClosedByShutdown, session.ClosedByError} {
 		if n := closed[k]; n > 0 {
 			cs = append(cs, closedColor(k)(fmt.Sprintf("%d %s", n, k)))
 		}
@@ -194,7 +194,7 @@ const sparkCells = 40
 
 // startSparkline draws how many connections started in each of sparkCells
 // equal slices of the time the records cover, scaled to the busiest slice.
-func startSparkline(recs []forward.Record, started, ended time.Time) string {
+func startSparkline(recs []session.Record, started, ended time.Time) string {
 	from := recs[0].Started.Round(0)
 	if from.Before(started) {
 		from = started
@@ -223,7 +223,7 @@ func startSparkline(recs []forward.Record, started, ended time.Time) string {
 }
 
 // totals is the summary's last line: counts, bytes and the pool.
-func totals(t forward.Totals, p pool.Stats) string {
+func totals(t session.Totals, p pool.Stats) string {
 	failed := fmt.Sprintf("%d failed", t.Failed)
 	if t.Failed > 0 {
 		failed = red(failed)

@@ -11,8 +11,8 @@ import (
 
 	"github.com/fatih/color"
 
-	"github.com/warmport/warmport/forward"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/ golden files and docs/warmport.1 from the code")
@@ -20,12 +20,12 @@ var update = flag.Bool("update", false, "rewrite testdata/ golden files and docs
 // fakeSession is a deterministic session of n connections, most of them
 // short and warm, a few long, cold, failed or timed out, kept as the
 // forwarder keeps them (the last DefaultMaxRecords).
-func fakeSession(n int) *forward.Summary {
+func fakeSession(n int) *session.Summary {
 	start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	s := &forward.Summary{Local: "127.0.0.1:8080", Remote: "db.internal:5432", Started: start,
+	s := &session.Summary{Local: "127.0.0.1:8080", Remote: "db.internal:5432", Started: start,
 		Ended: start.Add(time.Duration(n)*120*time.Millisecond + 3*time.Second)}
 	for i := 1; i <= n; i++ {
-		r := forward.Record{ID: uint64(i), Client: fmt.Sprintf("127.0.0.1:%d", 40000+i%20000), Upstream: "10.0.0.5:5432",
+		r := session.Record{ID: uint64(i), Client: fmt.Sprintf("127.0.0.1:%d", 40000+i%20000), Upstream: "10.0.0.5:5432",
 			Source: "warm", DialMS: 0.012 + float64(i%7)/1000, Started: start.Add(time.Duration(i) * 120 * time.Millisecond),
 			DurationMS: 0.4 + float64(i%13)*0.7, BytesUp: int64(64 + i%5*100), BytesDown: int64(1024 + i%11*4096), ClosedBy: "client"}
 		// A busier middle third, so the sparkline has a shape.
@@ -60,7 +60,7 @@ func fakeSession(n int) *forward.Summary {
 		s.Totals.BytesDown += r.BytesDown
 		s.Connections = append(s.Connections, r)
 	}
-	if d := len(s.Connections) - forward.DefaultMaxRecords; d > 0 {
+	if d := len(s.Connections) - session.DefaultMaxRecords; d > 0 {
 		s.Connections, s.Dropped = s.Connections[d:], uint64(d)
 	}
 	s.Pool.Dials += 2
@@ -135,7 +135,7 @@ func TestSummaryNumbers(t *testing.T) {
 			t.Errorf("poolSummary(%+v): got %q; want %q", tc.p, got, tc.want)
 		}
 	}
-	if got, want := totals(forward.Totals{Connections: 1}, pool.Stats{}), "1 connection (0 failed), up 0 B, down 0 B; pool hit rate - (0 hits, 0 misses)"; got != want {
+	if got, want := totals(session.Totals{Connections: 1}, pool.Stats{}), "1 connection (0 failed), up 0 B, down 0 B; pool hit rate - (0 hits, 0 misses)"; got != want {
 		t.Errorf("totals: got %q; want %q", got, want)
 	}
 	s := fakeSession(5000)

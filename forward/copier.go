@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/warmport/warmport/session"
 )
 
 // The copier: a goroutine per direction over net.Conn. Each reads a chunk,
@@ -61,7 +63,7 @@ func (cp *copyPair) relay(p *pair) {
 		}
 	}
 	if err != nil {
-		p.abort(ClosedByError, err)
+		p.abort(session.ClosedByError, err)
 		p.f.endPair(p)
 		return
 	}

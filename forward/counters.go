@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
 )
 
 // PoolStats are the warm pool's counters right now.
@@ -21,9 +22,9 @@ func (f *Forwarder) Active() int {
 
 // Summary is the session so far: kept records, totals including the bytes
 // of connections still open, and the pool's counters.
-func (f *Forwarder) Summary() Summary {
+func (f *Forwarder) Summary() session.Summary {
 	recs, dropped := f.recs.Snapshot()
-	return Summary{
+	return session.Summary{
 		Local:       f.Addr().String(),
 		Remote:      f.cfg.Remote,
 		Via:         f.cfg.Via,
@@ -37,8 +38,8 @@ func (f *Forwarder) Summary() Summary {
 }
 
 // Totals counts every connection so far, open ones included.
-func (f *Forwarder) Totals() Totals {
-	return Totals{
+func (f *Forwarder) Totals() session.Totals {
+	return session.Totals{
 		Connections: f.nextID.Load(),
 		Failed:      f.failed.Load(),
 		Denied:      f.denied.Load(),

@@ -52,12 +52,12 @@ type Config struct {
 	// the protocol's reset; nil: never.
 	Reuse      recycle.Protocol
 	Pool       pool.Options // warm pool
-	MaxRecords int          // closed connections kept for the summary; 0 = DefaultMaxRecords
+	MaxRecords int          // closed connections kept for the summary; 0 = session.DefaultMaxRecords
 
 	// OnClose, if set, is called once for each connection after it closed,
 	// in the order they ended per relay engine, never on an event loop: a
 	// slow OnClose delays later records, never a byte of another pair.
-	OnClose func(Record)
+	OnClose func(session.Record)
 
 	// Operations (ops.go). Allow, if set, admits only the clients it
 	// allows; the others are reset at accept and counted in Totals.Denied;
@@ -368,13 +368,13 @@ func (f *Forwarder) handle(p *pair) {
 // counted as a failure; any other is a failure, and the client gets a reset.
 func (f *Forwarder) dialFailed(p *pair, err error) {
 	if f.hardCtx.Err() != nil {
-		p.abort(ClosedByShutdown, nil)
+		p.abort(session.ClosedByShutdown, nil)
 		return
 	}
 	if !p.aborted.Load() {
 		f.failed.Add(1)
 	}
-	p.abort(ClosedByError, err)
+	p.abort(session.ClosedByError, err)
 }
 
 // afterBorrow, if set (tests only, before any forwarder starts), runs when
@@ -441,7 +441,7 @@ func (f *Forwarder) record(p *pair) {
 	defer f.pairs.Done()
 	defer f.freeSlot()
 	reason, err := p.outcome()
-	rec := Record{
+	rec := session.Record{
 		ID:         p.id,
 		Client:     remoteAddr(p.client),
 		Upstream:   p.upAddr,
@@ -483,7 +483,7 @@ func touchStack(pad []byte) { pad[len(pad)-1] = 1 }
 // Shutdown stops accepting, waits until every connection has ended or ctx is
 // done, then aborts the rest (closed_by "shutdown"), closes the pool and
 // returns the session's summary. Call it once, after or instead of Serve.
-func (f *Forwarder) Shutdown(ctx context.Context) *Summary {
+func (f *Forwarder) Shutdown(ctx context.Context) *session.Summary {
 	f.stopAccepting()
 	f.serving.Wait()
 	done := make(chan struct{})
@@ -497,7 +497,7 @@ func (f *Forwarder) Shutdown(ctx context.Context) *Summary {
 		f.hardCancel()
 		f.mu.Lock()
 		for _, p := range f.active {
-			p.abort(ClosedByShutdown, nil)
+			p.abort(session.ClosedByShutdown, nil)
 		}
 		f.mu.Unlock()
 		<-done

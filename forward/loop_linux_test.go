@@ -21,6 +21,7 @@ import (
 	"github.com/warmport/warmport/forward/internal/rawsock"
 	"github.com/warmport/warmport/pool"
 	"github.com/warmport/warmport/recycle"
+	"github.com/warmport/warmport/session"
 )
 
 // Idle pairs cost the loop no goroutine at all, and come back to life in
@@ -69,7 +70,7 @@ func TestLoopIdlePairsHoldNoGoroutines(t *testing.T) {
 	}
 	var aborted int
 	for _, r := range sum.Connections {
-		if r.ClosedBy == ClosedByShutdown {
+		if r.ClosedBy == session.ClosedByShutdown {
 			aborted++
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/warmport/warmport/forward/internal/poller"
 	"github.com/warmport/warmport/forward/internal/rawsock"
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
 )
 
 // dir is one direction of a pair as the loop relays it: the loop
@@ -49,7 +50,7 @@ func (l *loop) relay(p *pair) {
 	p.lp.toUp.p, p.lp.toClient.p = p, p
 	p.startIdleTimer()
 	if err := l.add(p); err != nil {
-		p.abort(ClosedByError, err)
+		p.abort(session.ClosedByError, err)
 	}
 	if p.aborted.Load() { // an abort before p was registered was not seen by the loop
 		l.post(p)
@@ -419,7 +420,7 @@ func (l *loop) swap(p *pair, c *sock, d time.Duration) {
 		p.lp.toUp.ended, p.lp.toUp.eof = false, true
 	}
 	if err := l.addSocket(p, true); err != nil {
-		p.abort(ClosedByError, err)
+		p.abort(session.ClosedByError, err)
 		return
 	}
 	l.step(&p.lp.toUp)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/warmport/warmport/pool"
 	"github.com/warmport/warmport/recycle"
+	"github.com/warmport/warmport/session"
 )
 
 // pair is one client and its upstream while bytes flow between them. Its
@@ -93,7 +94,7 @@ func (p *pair) shouldRedial(err error) bool {
 // runs locked with that decision under mu too, so a redial, which swaps the
 // upstream under mu, comes wholly before it or sees clientEOF.
 func (p *pair) clientEnded(locked func(recycling bool)) bool {
-	p.cleanEnd(ClosedByClient)
+	p.cleanEnd(session.ClosedByClient)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clientEOF = true
@@ -106,7 +107,7 @@ func (p *pair) clientEnded(locked func(recycling bool)) bool {
 
 // remoteEnded: the upstream sent EOF and every byte before it is through;
 // the client gets the EOF (half-close).
-func (p *pair) remoteEnded() { p.cleanEnd(ClosedByRemote) }
+func (p *pair) remoteEnded() { p.cleanEnd(session.ClosedByRemote) }
 
 // upstreamReaderStopped notes that the upstream's reader stopped cleanly
 // between chunks for the recycle clientEnded decided.
@@ -130,7 +131,7 @@ func (p *pair) fail(err error) {
 	if p.aborted.Load() {
 		return
 	}
-	p.abort(ClosedByError, err)
+	p.abort(session.ClosedByError, err)
 }
 
 // abort makes reason final (the first abort wins over any clean end), resets
@@ -192,7 +193,7 @@ func (p *pair) checkIdle() {
 	d := p.f.cfg.IdleTimeout
 	since := time.Since(time.Unix(0, p.last.Load()))
 	if since >= d {
-		p.abort(ClosedByTimeout, nil)
+		p.abort(session.ClosedByTimeout, nil)
 		return
 	}
 	p.idle.Load().Reset(d - since)

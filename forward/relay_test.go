@@ -21,6 +21,7 @@ import (
 
 	"github.com/warmport/warmport/pool"
 	"github.com/warmport/warmport/recycle"
+	"github.com/warmport/warmport/session"
 )
 
 // replyAfterEOF reads until the client's EOF, then answers with the sha256
@@ -79,7 +80,7 @@ func TestRelayHalfCloseGetsWholeReply(t *testing.T) {
 				t.Errorf("totals = %+v; want %d connections, up %d, down %d", got, clients, wantUp, wantDown)
 			}
 			for _, r := range sum.Connections {
-				if r.ClosedBy != ClosedByClient || r.Error != "" {
+				if r.ClosedBy != session.ClosedByClient || r.Error != "" {
 					t.Errorf("record %d closed by %q (%s); want client", r.ID, r.ClosedBy, r.Error)
 				}
 			}
@@ -159,7 +160,7 @@ func TestRelayRemoteHalfClose(t *testing.T) {
 	}
 	c.Close()
 	sum := shutdown(t, f, time.Second)
-	if r := sum.Connections; len(r) != 1 || r[0].ClosedBy != ClosedByRemote || r[0].BytesUp != 10 || r[0].BytesDown != 16 {
+	if r := sum.Connections; len(r) != 1 || r[0].ClosedBy != session.ClosedByRemote || r[0].BytesUp != 10 || r[0].BytesDown != 16 {
 		t.Fatalf("records = %+v; want one closed by remote, up 10, down 16", r)
 	}
 }
@@ -217,7 +218,7 @@ func TestRelayNoReplayAfterServerRead(t *testing.T) {
 	if n := reads.Load(); n != 1 {
 		t.Errorf("the upstream read the request %d times; want 1", n)
 	}
-	if r := sum.Connections; len(r) != 1 || r[0].Source != "warm" || r[0].ClosedBy != ClosedByError {
+	if r := sum.Connections; len(r) != 1 || r[0].Source != "warm" || r[0].ClosedBy != session.ClosedByError {
 		t.Fatalf("records = %+v; want one warm connection, closed_by error", r)
 	}
 }

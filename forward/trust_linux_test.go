@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
 )
 
 // The replay rule's kernel verdict (replayrule.go) on real sockets, for each
@@ -100,7 +101,7 @@ func TestShutdownDuringDialIsNoFailure(t *testing.T) {
 	f.hardCancel()
 	eventually(t, "the cancelled dial's pair ended", func() bool { return f.Active() == 0 })
 	sum := shutdown(t, f, time.Second)
-	if r := sum.Connections; len(r) != 1 || r[0].ClosedBy != ClosedByShutdown {
+	if r := sum.Connections; len(r) != 1 || r[0].ClosedBy != session.ClosedByShutdown {
 		t.Errorf("records %+v; want one, closed_by shutdown", r)
 	}
 	if sum.Totals.Failed != 0 {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/warmport/warmport/pool"
 	"github.com/warmport/warmport/recycle"
+	"github.com/warmport/warmport/session"
 )
 
 // The forwarder's promises about users' data, each tested on the engine
@@ -27,7 +28,7 @@ import (
 
 // checkHits: pool.hits is the number of records whose source is warm or
 // reused.
-func checkHits(t *testing.T, sum *Summary) {
+func checkHits(t *testing.T, sum *session.Summary) {
 	t.Helper()
 	var hits uint64
 	for _, r := range sum.Connections {
@@ -110,7 +111,7 @@ func TestReplaySinkGetsEachRequestOnce(t *testing.T) {
 		}
 	}
 	for _, r := range sum.Connections {
-		if r.Source != "warm" || r.ClosedBy != ClosedByRemote {
+		if r.Source != "warm" || r.ClosedBy != session.ClosedByRemote {
 			t.Errorf("record %+v; want source warm, closed_by remote: no replay", r)
 		}
 	}
@@ -232,7 +233,7 @@ func TestAbortUpstreamResetReachesClient(t *testing.T) {
 				t.Fatalf("client read %d bytes, then %v; want a reset (ECONNRESET)", n, err)
 			}
 			sum := shutdown(t, f, time.Second)
-			if r := sum.Connections; len(r) != 1 || r[0].ClosedBy != ClosedByError {
+			if r := sum.Connections; len(r) != 1 || r[0].ClosedBy != session.ClosedByError {
 				t.Errorf("records %+v; want one, closed_by error", r)
 			}
 		})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
 )
 
 // upstreamOn starts an upstream on network, "tcp" (127.0.0.1) or "unix" (a
@@ -54,7 +55,7 @@ func TestUnixRelayHalfCloseGetsWholeReply(t *testing.T) {
 					t.Errorf("totals = %+v; want %d connections, up %d", got, clients, wantUp)
 				}
 				for _, r := range sum.Connections {
-					if r.ClosedBy != ClosedByClient || r.Error != "" {
+					if r.ClosedBy != session.ClosedByClient || r.Error != "" {
 						t.Errorf("record %d closed by %q (%s); want client", r.ID, r.ClosedBy, r.Error)
 					}
 					if combo.local == "unix" && r.Client != addr {

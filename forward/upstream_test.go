@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/warmport/warmport/pool"
+	"github.com/warmport/warmport/session"
 )
 
 // tcpStream is a Stream over a TCP connection: the forwarder knows it only
@@ -56,7 +57,7 @@ func TestStreamUpstreamRoundTrip(t *testing.T) {
 				t.Errorf("totals = %+v; want %d connections, up %d", got, clients, wantUp)
 			}
 			for _, r := range sum.Connections {
-				if r.ClosedBy != ClosedByClient || r.Upstream != up.addr() {
+				if r.ClosedBy != session.ClosedByClient || r.Upstream != up.addr() {
 					t.Errorf("record %+v; want closed by client, upstream %s", r, up.addr())
 				}
 			}
@@ -85,7 +86,7 @@ func TestStreamUpstreamAbort(t *testing.T) {
 		if n, err := io.Copy(io.Discard, c); !errors.Is(err, syscall.ECONNRESET) {
 			t.Fatalf("client read %d bytes, then %v; want a reset (ECONNRESET)", n, err)
 		}
-		if r := shutdown(t, f, time.Second).Connections; len(r) != 1 || r[0].ClosedBy != ClosedByError {
+		if r := shutdown(t, f, time.Second).Connections; len(r) != 1 || r[0].ClosedBy != session.ClosedByError {
 			t.Errorf("records %+v; want one, closed_by error", r)
 		}
 	})
@@ -108,7 +109,7 @@ func TestStreamUpstreamAbort(t *testing.T) {
 		case <-time.After(testTimeout):
 			t.Fatal("the idle timeout never ended the upstream's stream")
 		}
-		if r := shutdown(t, f, time.Second).Connections; len(r) != 1 || r[0].ClosedBy != ClosedByTimeout {
+		if r := shutdown(t, f, time.Second).Connections; len(r) != 1 || r[0].ClosedBy != session.ClosedByTimeout {
 			t.Errorf("records %+v; want one, closed_by timeout", r)
 		}
 	})
