@@ -14,11 +14,7 @@ func (f *Forwarder) PoolStats() pool.Stats { return f.pool.Stats() }
 func (f *Forwarder) Started() time.Time { return f.started }
 
 // Active is the number of connections open right now.
-func (f *Forwarder) Active() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.active)
-}
+func (f *Forwarder) Active() int { return f.live.len() }
 
 // Summary is the session so far: kept records, totals including the bytes
 // of connections still open, and the pool's counters.

@@ -99,8 +99,8 @@ type Forwarder struct {
 	noReset            atomic.Bool    // --reuse: the server lacks the protocol's reset; recycle nothing
 	resets             sync.WaitGroup // recycles under way (reuseUpstream)
 	acceptBackoffs     atomic.Uint64  // temporary accept errors survived (EMFILE, ...)
+	live               registry       // every pair from start to record
 	mu                 sync.Mutex
-	active             map[uint64]*pair
 	idleTimer          *time.Timer
 	idleGen            uint64
 	ops
@@ -112,7 +112,7 @@ func New(cfg Config) (*Forwarder, error) {
 		return nil, errors.New("forward: Local and Remote are required")
 	}
 	f := &Forwarder{cfg: cfg, recs: session.NewRing(cfg.MaxRecords), quit: make(chan struct{}),
-		active: make(map[uint64]*pair)}
+		live: registry{shards: []*shard{newShard()}}}
 	if cfg.MaxConns > 0 {
 		f.sem = make(chan struct{}, cfg.MaxConns)
 	}
@@ -299,8 +299,8 @@ func (f *Forwarder) stopAccepting() {
 	})
 }
 
-// armIdle starts the ExitIdle clock when nothing is active; every change
-// of the active set bumps idleGen so a stale timer does nothing.
+// armIdle starts the ExitIdle clock when no pair is live; every change of
+// the registry bumps idleGen so a stale timer does nothing.
 func (f *Forwarder) armIdle() {
 	if f.cfg.ExitIdle <= 0 {
 		return
@@ -316,13 +316,13 @@ func (f *Forwarder) armIdleLocked() {
 		f.idleTimer.Stop()
 		f.idleTimer = nil
 	}
-	if f.cfg.ExitIdle <= 0 || len(f.active) > 0 {
+	if f.cfg.ExitIdle <= 0 || f.live.len() > 0 {
 		return
 	}
 	gen := f.idleGen
 	f.idleTimer = time.AfterFunc(f.cfg.ExitIdle, func() {
 		f.mu.Lock()
-		fire := gen == f.idleGen && len(f.active) == 0
+		fire := gen == f.idleGen && f.live.len() == 0
 		f.mu.Unlock()
 		if fire {
 			f.idleExit.Store(true)
@@ -334,10 +334,8 @@ func (f *Forwarder) armIdleLocked() {
 func (f *Forwarder) start(c *sock) {
 	p := &pair{f: f, id: f.nextID.Add(1), client: c, started: time.Now()}
 	p.engine = f.engineFor(p)
-	f.mu.Lock()
-	f.active[p.id] = p
-	f.armIdleLocked()
-	f.mu.Unlock()
+	register(p)
+	f.armIdle()
 	f.pairs.Add(1)
 	if p.engine.inline() { // a warm upstream at hand: no dial, no goroutine
 		if up, src, ok := f.pool.TryGet(); ok {
@@ -457,10 +455,8 @@ func (f *Forwarder) record(p *pair) {
 		rec.Error = err.Error()
 	}
 	f.recs.Add(rec)
-	f.mu.Lock()
-	delete(f.active, p.id)
-	f.armIdleLocked()
-	f.mu.Unlock()
+	unregister(p)
+	f.armIdle()
 	if f.cfg.OnClose != nil {
 		f.cfg.OnClose(rec)
 	}
@@ -495,11 +491,9 @@ func (f *Forwarder) Shutdown(ctx context.Context) *session.Summary {
 	case <-done:
 	case <-ctx.Done():
 		f.hardCancel()
-		f.mu.Lock()
-		for _, p := range f.active {
+		for _, p := range f.live.all() {
 			p.abort(session.ClosedByShutdown, nil)
 		}
-		f.mu.Unlock()
 		<-done
 	}
 	f.hardCancel()

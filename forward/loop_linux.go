@@ -51,8 +51,7 @@ type loop struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 
-	mu    sync.Mutex
-	pairs map[uint64]*pair // registered pairs, by id
+	shard *shard // the registry's shard of the pairs placed on this loop
 
 	// The loop goroutine's own.
 	pipes    poller.Pipes
@@ -79,6 +78,7 @@ func (f *Forwarder) startNative() error {
 			return err
 		}
 		f.loops = append(f.loops, l)
+		f.live.shards = append(f.live.shards, l.shard)
 	}
 	return nil
 }
@@ -88,10 +88,11 @@ func (f *Forwarder) startNative() error {
 // when a test asks for it.
 func (f *Forwarder) engineFor(p *pair) engine {
 	if testEngine == "copier" || f.cfg.DialStream != nil {
+		p.shard = f.live.shards[0]
 		return new(copyPair)
 	}
 	l := f.loops[int(f.nextLoop.Add(1))%len(f.loops)]
-	p.lp.loop = l
+	p.shard = l.shard
 	return l
 }
 
@@ -100,7 +101,7 @@ func (f *Forwarder) newLoop() (*loop, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &loop{f: f, pl: pl, pairs: make(map[uint64]*pair), buf: make([]byte, bufSize), evs: make([]*pair, poller.Batch)}
+	l := &loop{f: f, pl: pl, shard: newShard(), buf: make([]byte, bufSize), evs: make([]*pair, poller.Batch)}
 	l.recorder.start(f)
 	l.wg.Add(1)
 	go l.run()
@@ -128,12 +129,13 @@ func (l *loop) stop() {
 // post hands p's news (an abort, a redial's outcome) to the loop.
 func (l *loop) post(p *pair) { l.pl.Post(p.id) }
 
-// add registers p's two sockets; the loop relays from the first event on.
-// Edge-triggered registration reports what is already readable at once.
+// add hands p to the loop (onLoop) and registers its two sockets; the loop
+// relays from the first event on. Edge-triggered registration reports what
+// is already readable at once.
 func (l *loop) add(p *pair) error {
-	l.mu.Lock()
-	l.pairs[p.id] = p
-	l.mu.Unlock()
+	l.shard.mu.Lock()
+	p.lp.onLoop = true
+	l.shard.mu.Unlock()
 	if err := l.addSocket(p, false); err != nil {
 		return err
 	}
@@ -157,7 +159,7 @@ func (l *loop) run() {
 			panic(fmt.Sprintf("warmport: epoll_wait: %v", err)) // EBADF, EFAULT, EINVAL: a bug of ours
 		}
 		woken := false
-		l.mu.Lock()
+		l.shard.mu.Lock()
 		for i := range events {
 			key := poller.Key(&events[i])
 			if key == poller.WakeKey {
@@ -165,9 +167,9 @@ func (l *loop) run() {
 				l.evs[i] = nil
 				continue
 			}
-			l.evs[i] = l.pairs[key/2] // nil: a late event of a pair that ended
+			l.evs[i] = l.onLoopLocked(key / 2) // nil: a late event of a pair that ended
 		}
-		l.mu.Unlock()
+		l.shard.mu.Unlock()
 		for i := range events {
 			if p := l.evs[i]; p != nil {
 				l.evs[i] = nil
@@ -185,14 +187,23 @@ func (l *loop) run() {
 func (l *loop) takePosts() bool {
 	posted, stopping := l.pl.Take()
 	for _, id := range posted {
-		l.mu.Lock()
-		p := l.pairs[id]
-		l.mu.Unlock()
-		if p != nil { // nil: ended already, or not registered yet (relay posts again)
+		l.shard.mu.Lock()
+		p := l.onLoopLocked(id)
+		l.shard.mu.Unlock()
+		if p != nil { // nil: ended already, or not on the loop yet (relay posts again)
 			l.news(p)
 		}
 	}
 	return stopping
+}
+
+// onLoopLocked is the pair id names if the loop relays it: handed over by
+// add, not ended yet. The caller holds l.shard.mu.
+func (l *loop) onLoopLocked(id uint64) *pair {
+	if p := l.shard.pairs[id]; p != nil && p.lp.onLoop {
+		return p
+	}
+	return nil
 }
 
 // recorder records ended pairs (Forwarder.record) in a goroutine of its

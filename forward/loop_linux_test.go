@@ -275,12 +275,10 @@ func TestAcceptInheritsSockopts(t *testing.T) {
 	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
 		t.Fatal(err)
 	}
-	f.mu.Lock()
 	var clients []*sock
-	for _, p := range f.active {
+	for _, p := range f.live.all() {
 		clients = append(clients, p.client)
 	}
-	f.mu.Unlock()
 	if len(clients) != 1 {
 		t.Fatalf("%d active pairs; want 1", len(clients))
 	}
@@ -295,14 +293,22 @@ func TestAcceptInheritsSockopts(t *testing.T) {
 	}
 }
 
-// Pairs are spread over the loops, one per P, and an upstream recycled on one
-// loop serves the next client on another.
+// Pairs are spread over the loops, one per P, each loop relaying its share
+// in its own epoll set (as /proc shows the sets), and an upstream recycled
+// on one loop serves the next client on another.
 func TestLoopsShareThePairs(t *testing.T) {
 	onLoop(t)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	before := epollSets(t)
 	f, addr := startForwarder(t, Config{Remote: startHTTPUpstream(t), Reuse: recycle.HTTP, Pool: pool.Options{Warm: 1}})
-	if n := len(f.loops); n != 3 {
-		t.Fatalf("%d loops with GOMAXPROCS 3; want 3", n)
+	var loops []int // the epoll sets New opened: its loops'
+	for fd := range epollSets(t) {
+		if _, ok := before[fd]; !ok {
+			loops = append(loops, fd)
+		}
+	}
+	if len(loops) != 3 {
+		t.Fatalf("New opened %d epoll sets with GOMAXPROCS 3; want 3, a loop per P", len(loops))
 	}
 	var held []*net.TCPConn
 	for i := range 6 {
@@ -313,14 +319,22 @@ func TestLoopsShareThePairs(t *testing.T) {
 		}
 		held = append(held, c)
 	}
-	used := map[*loop]int{}
-	f.mu.Lock()
-	for _, p := range f.active {
-		used[p.lp.loop]++
+	sets := epollSets(t)
+	used, pairs := 0, 0
+	for _, fd := range loops {
+		n := 0
+		for _, k := range sets[fd] {
+			if k != 0 && k%2 == 0 { // a pair's client; 0 is the loop's eventfd
+				n++
+			}
+		}
+		if n > 0 {
+			used++
+		}
+		pairs += n
 	}
-	f.mu.Unlock()
-	if len(used) != 3 {
-		t.Fatalf("6 open pairs on %d loops; want all 3", len(used))
+	if used != 3 || pairs != 6 {
+		t.Fatalf("6 open pairs: %d in the loops' epoll sets, on %d loops; want 6 on all 3", pairs, used)
 	}
 	for _, c := range held {
 		c.Close()
@@ -342,6 +356,40 @@ func TestLoopsShareThePairs(t *testing.T) {
 	if reused == 0 {
 		t.Fatalf("no client got a recycled upstream: %+v", sum.Connections)
 	}
+}
+
+// epollSets returns this process's epoll fds, each with the keys (epoll
+// data) of what it watches, as /proc/self/fdinfo lists them.
+func epollSets(t *testing.T) map[int][]uint64 {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := map[int][]uint64{}
+	for _, e := range ents {
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile: not one of ours
+		}
+		fd, _ := strconv.Atoi(e.Name())
+		sets[fd] = []uint64{}
+		for _, line := range strings.Split(string(info), "\n") {
+			fields := strings.Fields(line) // tfd: FD events: HEX data: HEX pos: ...
+			if len(fields) < 6 || fields[0] != "tfd:" || fields[4] != "data:" {
+				continue
+			}
+			key, err := strconv.ParseUint(fields[5], 16, 64)
+			if err != nil {
+				t.Fatalf("fdinfo of epoll fd %d: %q: %v", fd, line, err)
+			}
+			sets[fd] = append(sets[fd], key)
+		}
+	}
+	return sets
 }
 
 // recordedClient runs a forwarder on local to remote, makes one round trip

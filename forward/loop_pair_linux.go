@@ -30,9 +30,9 @@ type dir struct {
 // loopPair is the loop's state of a pair.
 type loopPair struct {
 	toUp, toClient dir
-	loop           *loop // the loop that relays it (engineFor)
-	written        int   // bytes of p.replay written to the current upstream
-	redialing      bool  // a fresh upstream is being dialed; both directions wait
+	onLoop         bool // the loop relays it: from add to endIfBoth; under the shard's mu
+	written        int  // bytes of p.replay written to the current upstream
+	redialing      bool // a fresh upstream is being dialed; both directions wait
 	// A redial's outcome, handed over under p.mu.
 	redialDone     bool
 	redialDeclined bool  // the replay rule said no: the old upstream's failure goes on
@@ -434,10 +434,10 @@ func (l *loop) endIfBoth(p *pair) {
 	if !p.lp.toUp.ended || !p.lp.toClient.ended {
 		return
 	}
-	l.mu.Lock()
-	_, live := l.pairs[p.id]
-	delete(l.pairs, p.id)
-	l.mu.Unlock()
+	l.shard.mu.Lock()
+	live := p.lp.onLoop
+	p.lp.onLoop = false
+	l.shard.mu.Unlock()
 	if !live {
 		return
 	}
