@@ -34,9 +34,9 @@ type copyPair struct {
 	upOwned          bool       // upstream is the copier's own (a socket's duplicate), dropped with the pair
 	dropped          bool       // the streams were let go (dropStreams): any set later is dropped at once
 
-	ended       atomic.Int32 // directions that have ended
-	clientEnded atomic.Bool  // upstreamToClient has ended
-	upEnded     atomic.Bool  // clientToUpstream has ended
+	ended         atomic.Int32 // directions that have ended
+	toClientEnded atomic.Bool  // upstreamToClient has ended
+	toUpEnded     atomic.Bool  // clientToUpstream has ended
 
 	// windowMu is held by writes in the replay window and by the replay
 	// rule, which needs their count still (copier_replay.go).
@@ -185,7 +185,7 @@ func (p *pair) clientToUpstream() {
 			break
 		}
 	}
-	p.endDirection(&cp.upEnded)
+	p.endDirection(&cp.toUpEnded)
 }
 
 func (p *pair) upstreamToClient() {
@@ -230,13 +230,13 @@ func (p *pair) upstreamToClient() {
 			p.fail(cause)
 		} else {
 			p.remoteEnded()
-			if !cp.upEnded.Load() { // else the pair's end closes the client right after us
+			if !cp.toUpEnded.Load() { // else the pair's end closes the client right after us
 				cp.client.CloseWrite()
 			}
 		}
 		break
 	}
-	p.endDirection(&cp.clientEnded)
+	p.endDirection(&cp.toClientEnded)
 }
 
 // copierClientEOF: the client sent EOF and every byte before it is
@@ -251,7 +251,7 @@ func (p *pair) copierClientEOF() {
 			up.SetReadDeadline(aLongTimeAgo)
 		}
 	})
-	if !recycling && !p.copyState().clientEnded.Load() { // else the pair's end closes the upstream right after us
+	if !recycling && !p.copyState().toClientEnded.Load() { // else the pair's end closes the upstream right after us
 		up.CloseWrite()
 	}
 }
@@ -282,7 +282,7 @@ func (p *pair) replaying() bool {
 	return p.replayOn
 }
 
-// spoke ends the replay window: the upstream answered, so it was alive.
+// spoke closes the replay window: the upstream answered, so it was alive.
 func (p *pair) spoke() {
 	p.mu.Lock()
 	p.replayOn, p.replay = false, nil

@@ -1,27 +1,14 @@
 package forward
 
-import (
-	"net"
-	"os"
-
-	"golang.org/x/sys/unix"
-)
+import "net"
 
 // streamOf gives the copier s as a stream. The forwarder's own sockets are
 // never in Go's netpoller, where the copier's Reads wait, so the stream is a
-// duplicate of s's fd registered there: it shares the socket, so
-// CloseWrite's shutdown and an abort's SO_LINGER reach the peer through
-// either, and the socket closes once both fds are closed.
+// duplicate of s's fd registered there (rawsock.Socket.File): it shares the
+// socket, so CloseWrite's shutdown and an abort's SO_LINGER reach the peer
+// through either, and the socket closes once both fds are closed.
 func streamOf(s *sock) (stream, error) {
-	var file *os.File
-	err := s.Do(func(fd int) error {
-		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-		if err != nil {
-			return os.NewSyscallError("dup", err)
-		}
-		file = os.NewFile(uintptr(dup), "sock")
-		return nil
-	})
+	file, err := s.File()
 	if err != nil {
 		return nil, err
 	}

@@ -47,16 +47,18 @@ type Config struct {
 	IdleTimeout time.Duration // close a pair after this long with no byte either way; 0 = never
 	MaxConns    int           // clients relayed at once, extra ones wait in the backlog; 0 = no limit
 	ExitIdle    time.Duration // Serve returns ErrIdle after this long with no connection; 0 = never
-	// Reuse, if set, recycles an upstream once its client is done, when the
-	// protocol's framing proves the connection clean (recycle.Tracker), after
-	// the protocol's reset; nil: never.
+	// Reuse, if set, recycles an upstream once its client has closed
+	// cleanly, when the protocol's framing proves the connection clean
+	// (recycle.Tracker), after the protocol's reset; nil: never.
 	Reuse      recycle.Protocol
 	Pool       pool.Options // warm pool
 	MaxRecords int          // closed connections kept for the summary; 0 = session.DefaultMaxRecords
 
 	// OnClose, if set, is called once for each connection after it closed,
-	// in the order they ended per relay engine, never on an event loop: a
-	// slow OnClose delays later records, never a byte of another pair.
+	// never on an event loop: each loop's pairs are recorded in the order
+	// they ended by a goroutine of the loop's, a copier's pair by its own
+	// goroutine, so calls may overlap, and a slow OnClose delays later
+	// records, never a byte of another pair.
 	OnClose func(session.Record)
 
 	// Operations (ops.go). Allow, if set, admits only the clients it

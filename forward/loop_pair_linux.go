@@ -52,7 +52,7 @@ func (l *loop) relay(p *pair) {
 	if err := l.add(p); err != nil {
 		p.abort(session.ClosedByError, err)
 	}
-	if p.aborted.Load() { // an abort before p was registered was not seen by the loop
+	if p.aborted.Load() { // an abort before add did not reach the loop: it ran no news for p
 		l.post(p)
 	}
 }

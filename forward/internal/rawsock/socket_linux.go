@@ -108,6 +108,23 @@ func (s *Socket) Peer() string {
 	return netip.AddrPortFrom(s.raddr.Addr().Unmap(), s.raddr.Port()).String()
 }
 
+// File returns a duplicate of s's fd, which shares the socket: a shutdown
+// or SO_LINGER through either reaches the peer, and the socket closes once
+// both are closed. The duplicate is nonblocking, so it goes into Go's
+// netpoller when a net.Conn is made of it.
+func (s *Socket) File() (*os.File, error) {
+	var file *os.File
+	err := s.Do(func(fd int) error {
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return os.NewSyscallError("dup", err)
+		}
+		file = os.NewFile(uintptr(dup), "socket")
+		return nil
+	})
+	return file, err
+}
+
 // SyscallConn gives the pool's probe the fd. Read calls its function once:
 // the probe never waits.
 func (s *Socket) SyscallConn() (syscall.RawConn, error) { return (*rawConn)(s), nil }
