@@ -16,7 +16,8 @@ import (
 // writes it on, and at its source's EOF passes the EOF on as CloseWrite
 // (half-close); the pair ends when both have ended. It waits in Read and
 // Write, in Go's netpoller, so an idle pair holds two goroutines and their
-// buffers. The pair's decisions are pair.go's; see engine.go.
+// buffers: small ones (see getBuf). The pair's decisions are pair.go's; see
+// engine.go.
 
 // stream is what the copier relays over: a connection that can half-close.
 // *net.TCPConn and *net.UnixConn are streams, and so are a TLS connection
@@ -160,9 +161,11 @@ func (p *pair) endDirection(flag *atomic.Bool) {
 
 func (p *pair) clientToUpstream() {
 	cp := p.copyState()
+	large := false
 	for {
-		bp := getBuf()
+		bp := getBuf(large)
 		n, err := cp.client.Read(*bp)
+		large = n >= smallBufSize
 		if n > 0 {
 			if p.tracker != nil {
 				p.track(true, (*bp)[:n])
@@ -190,10 +193,12 @@ func (p *pair) clientToUpstream() {
 
 func (p *pair) upstreamToClient() {
 	cp := p.copyState()
+	large := false
 	for {
 		old, up := p.currentUpstream(), cp.upstreamStream()
-		bp := getBuf()
+		bp := getBuf(large)
 		n, err := up.Read(*bp)
+		large = n >= smallBufSize
 		if n > 0 {
 			p.spoke()
 			if p.tracker != nil {
@@ -256,24 +261,43 @@ func (p *pair) copierClientEOF() {
 	}
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+// smallBufSize is the buffer a direction reads with while its source
+// sends little: an idle pair waits in Read with two of these, not two of
+// bufSize.
+const smallBufSize = 4 << 10
+
+var smallBufs, largeBufs = bufPool(smallBufSize), bufPool(bufSize)
+
+func bufPool(size int) *sync.Pool {
+	return &sync.Pool{New: func() any { b := make([]byte, size); return &b }}
+}
 
 // bufsOut, if set (tests only, before any forwarder starts), sees every
 // buffer taken (+1) and given back (-1).
 var bufsOut func(delta int)
 
-func getBuf() *[]byte {
+// getBuf returns a buffer for a direction's next Read: a large one (bufSize)
+// when the last Read returned at least a small one's worth, as data flowing
+// does, else a small one, which a Read that may wait long holds.
+func getBuf(large bool) *[]byte {
 	if bufsOut != nil {
 		bufsOut(1)
 	}
-	return bufPool.Get().(*[]byte)
+	if large {
+		return largeBufs.Get().(*[]byte)
+	}
+	return smallBufs.Get().(*[]byte)
 }
 
 func putBuf(b *[]byte) {
 	if bufsOut != nil {
 		bufsOut(-1)
 	}
-	bufPool.Put(b)
+	if len(*b) == bufSize {
+		largeBufs.Put(b)
+		return
+	}
+	smallBufs.Put(b)
 }
 
 func (p *pair) replaying() bool {
