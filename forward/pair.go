@@ -52,9 +52,9 @@ type pair struct {
 	trackMu sync.Mutex      // the tracker is not safe for concurrent use
 }
 
-// bufSize is the buffer for a chunk read through user space: every chunk
-// the copier moves, and on the loop the client's first bytes while they are
-// kept for a replay and every chunk of a --reuse pair. 32 KiB is SSH's
+// bufSize is the buffer for a chunk read through user space: the copier's
+// while data flows (getBuf), and on the loop the client's first bytes while
+// they are kept for a replay and every chunk of a --reuse pair. 32 KiB is SSH's
 // largest channel packet (x/crypto's): a chunk of a channel is one packet,
 // not two, which halves the copier's calls per channel packet.
 const bufSize = 32 << 10
