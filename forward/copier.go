@@ -234,7 +234,7 @@ func (p *pair) upstreamToClient() {
 		if cause != nil {
 			p.fail(cause)
 		} else {
-			p.remoteEnded()
+			p.upstreamEnded()
 			if !cp.toUpEnded.Load() { // else the pair's end closes the client right after us
 				cp.client.CloseWrite()
 			}

@@ -16,10 +16,10 @@ package forward
 // What both share, written once in pair.go, replayrule.go and reuse.go: the
 // pair's state and its decisions (may the upstream be replaced: shouldRedial
 // and the replay rule; may it be recycled: mayRecycle and recyclable; how the
-// pair ended: end, abort, outcome), the byte counters (count), the idle timer,
-// the abort (a reset to both peers), and the one release -> record path
-// (Forwarder.endPair: release, then record). What stays each engine's own is how it
-// waits and who runs a step: the loop is one goroutine that must never block,
+// pair ended: clientEnded, upstreamEnded, cleanEnd, abort, outcome), the byte
+// counters (count), the idle timer, the abort (a reset to both peers), and
+// the one release -> record path (Forwarder.endPair: release, then record).
+// What stays each engine's own is how it waits and who runs a step: the loop is one goroutine that must never block,
 // so it hands the replay rule, a redial and the protocol's reset to other
 // goroutines and takes their outcome as a posted event; the copier blocks in
 // Read and Write, so the same steps run inline in its direction goroutines,

@@ -292,7 +292,7 @@ func (l *loop) sourceEnded(d *dir) {
 			l.redial(p, nil)
 			return
 		}
-		p.remoteEnded()
+		p.upstreamEnded()
 		d.ended = true
 		if !p.lp.toUp.ended {
 			p.client.CloseWrite()

@@ -106,9 +106,9 @@ func (p *pair) clientEnded(locked func(recycling bool)) bool {
 	return p.recycling
 }
 
-// remoteEnded: the upstream sent EOF and every byte before it is through;
+// upstreamEnded: the upstream sent EOF and every byte before it is through;
 // the client gets the EOF (half-close).
-func (p *pair) remoteEnded() { p.cleanEnd(session.ClosedByRemote) }
+func (p *pair) upstreamEnded() { p.cleanEnd(session.ClosedByRemote) }
 
 // upstreamReaderStopped notes that the upstream's reader stopped cleanly
 // between chunks for the recycle clientEnded decided.
