@@ -336,7 +336,7 @@ func (f *Forwarder) armIdleLocked() {
 func (f *Forwarder) start(c *sock) {
 	p := &pair{f: f, id: f.nextID.Add(1), client: c, started: time.Now()}
 	p.engine = f.engineFor(p)
-	register(p)
+	f.live.register(p)
 	f.armIdle()
 	f.pairs.Add(1)
 	if p.engine.inline() { // a warm upstream at hand: no dial, no goroutine
@@ -457,7 +457,7 @@ func (f *Forwarder) record(p *pair) {
 		rec.Error = err.Error()
 	}
 	f.recs.Add(rec)
-	unregister(p)
+	f.live.unregister(p)
 	f.armIdle()
 	if f.cfg.OnClose != nil {
 		f.cfg.OnClose(rec)

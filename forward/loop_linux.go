@@ -88,11 +88,9 @@ func (f *Forwarder) startNative() error {
 // when a test asks for it.
 func (f *Forwarder) engineFor(p *pair) engine {
 	if testEngine == "copier" || f.cfg.DialStream != nil {
-		p.shard = f.live.shards[0]
 		return new(copyPair)
 	}
 	l := f.loops[int(f.nextLoop.Add(1))%len(f.loops)]
-	p.shard = l.shard
 	return l
 }
 
@@ -125,6 +123,9 @@ func (l *loop) stop() {
 		l.pl.Close()
 	})
 }
+
+// pairs is the registry's shard of the pairs on l (registry.shardOf).
+func (l *loop) pairs() *shard { return l.shard }
 
 // post hands p's news (an abort, a redial's outcome) to the loop.
 func (l *loop) post(p *pair) { l.pl.Post(p.id) }

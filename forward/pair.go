@@ -24,7 +24,6 @@ type pair struct {
 	upAddr  string
 
 	engine engine   // the loop, or the copier's state of the pair (*copyPair), chosen when the pair starts (engineFor)
-	shard  *shard   // where the registry holds it (engineFor)
 	lp     loopPair // the event loop's state of the pair (empty where there is no loop)
 
 	upstream           atomic.Pointer[sock]   // the upstream if it is a socket; swapped only by a replay redial

@@ -22,18 +22,29 @@ type shard struct {
 
 func newShard() *shard { return &shard{pairs: make(map[uint64]*pair)} }
 
-// register puts p in its shard (p.shard, set by engineFor).
-func register(p *pair) {
-	p.shard.mu.Lock()
-	p.shard.pairs[p.id] = p
-	p.shard.mu.Unlock()
+// shardOf is where p is held: its event loop's shard, else the first. p's
+// engine is set (engineFor).
+func (r *registry) shardOf(p *pair) *shard {
+	if l, ok := p.engine.(interface{ pairs() *shard }); ok {
+		return l.pairs()
+	}
+	return r.shards[0]
+}
+
+// register puts p in its shard.
+func (r *registry) register(p *pair) {
+	s := r.shardOf(p)
+	s.mu.Lock()
+	s.pairs[p.id] = p
+	s.mu.Unlock()
 }
 
 // unregister takes p out once it is recorded.
-func unregister(p *pair) {
-	p.shard.mu.Lock()
-	delete(p.shard.pairs, p.id)
-	p.shard.mu.Unlock()
+func (r *registry) unregister(p *pair) {
+	s := r.shardOf(p)
+	s.mu.Lock()
+	delete(s.pairs, p.id)
+	s.mu.Unlock()
 }
 
 // len is how many pairs are live.

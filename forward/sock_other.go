@@ -20,7 +20,6 @@ func (f *Forwarder) stopNative() {}
 
 // engineFor: the copier, the one engine here.
 func (f *Forwarder) engineFor(p *pair) engine {
-	p.shard = f.live.shards[0]
 	return new(copyPair)
 }
 
