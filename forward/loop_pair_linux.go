@@ -16,30 +16,34 @@ import (
 // first bytes to a warm upstream pass through user space, kept for a replay.
 type dir struct {
 	p        *pair
-	pipe     poller.Pipe
-	hasPipe  bool   // a direction holds a pipe only while it moves bytes
-	inPipe   int    // bytes in the pipe, not yet written to dst
 	pend     []byte // bytes read through user space, not yet written to dst
-	lent     bool   // pend is in the loop's buffer: copy it before the loop reads again
-	readable bool   // src signalled input and was not read to EAGAIN since
-	hup      bool   // src's peer signalled its end: a short read may not be the last one
-	eof      bool   // src reached EOF; dst gets it once the bytes before it are through
-	ended    bool   // d has ended: its EOF passed on, or stopped for a recycle, or the pair aborted
+	pipe     poller.Pipe
+	inPipe   int32 // bytes in the pipe, not yet written to dst (at most poller.PipeSize)
+	hasPipe  bool  // a direction holds a pipe only while it moves bytes
+	lent     bool  // pend is in the loop's buffer: copy it before the loop reads again
+	readable bool  // src signalled input and was not read to EAGAIN since
+	hup      bool  // src's peer signalled its end: a short read may not be the last one
+	eof      bool  // src reached EOF; dst gets it once the bytes before it are through
+	ended    bool  // d has ended: its EOF passed on, or stopped for a recycle, or the pair aborted
 }
 
-// loopPair is the loop's state of a pair.
+// loopPair is the loop's state of a pair. Every idle pair holds one inside
+// its pair, so what only a redial needs is behind a pointer.
 type loopPair struct {
 	toUp, toClient dir
-	onLoop         bool // the loop relays it: from add to endIfBoth; under the shard's mu
-	written        int  // bytes of p.replay written to the current upstream
-	redialing      bool // a fresh upstream is being dialed; both directions wait
-	// A redial's outcome, handed over under p.mu.
-	redialDone     bool
-	redialDeclined bool  // the replay rule said no: the old upstream's failure goes on
-	redialCause    error // that failure: nil for a clean EOF
-	redialConn     *sock
-	redialDur      time.Duration
-	redialErr      error
+	written        int            // bytes of p.replay written to the current upstream
+	onLoop         bool           // the loop relays it: from add to endIfBoth; under the shard's mu
+	redialing      bool           // a fresh upstream is being dialed; both directions wait
+	redialResult   *redialOutcome // the redial's outcome once it is known; under p.mu
+}
+
+// redialOutcome is what a redial's goroutine hands the loop.
+type redialOutcome struct {
+	declined bool  // the replay rule said no: the old upstream's failure goes on
+	cause    error // that failure: nil for a clean EOF
+	conn     *sock
+	dur      time.Duration
+	err      error
 }
 
 // inline: relay only registers the pair, so the accept loop may call it.
@@ -97,7 +101,7 @@ func (l *loop) step(d *dir) {
 		if d.inPipe > 0 {
 			n, err := spliceOut(d, dst)
 			if n > 0 {
-				d.inPipe -= n
+				d.inPipe -= int32(n)
 				l.moved(d, n)
 			}
 			if err == unix.EAGAIN {
@@ -191,7 +195,7 @@ func (l *loop) read(d *dir, src *sock) (n int, short bool, err error) {
 	}
 	n, err = spliceIn(src, d)
 	if n > 0 {
-		d.inPipe = n
+		d.inPipe = int32(n)
 		if d == &p.lp.toClient {
 			l.spoke(p)
 		}
@@ -199,7 +203,7 @@ func (l *loop) read(d *dir, src *sock) (n int, short bool, err error) {
 	// A splice stops early when the pipe runs out of buffers, which many
 	// small segments do long before its byte capacity; each buffer holds at
 	// least a byte, so fewer bytes than buffers means the socket ran dry.
-	return n, n > 0 && n < d.pipe.Slots, err
+	return n, n > 0 && n < int(d.pipe.Slots), err
 }
 
 // readTracked reads what src has into the loop's buffer for a --reuse pair:
@@ -346,7 +350,7 @@ func (l *loop) redial(p *pair, cause error) {
 	go func() {
 		if !replayable(old, written) {
 			p.mu.Lock()
-			p.lp.redialDone, p.lp.redialDeclined, p.lp.redialCause = true, true, cause
+			p.lp.redialResult = &redialOutcome{declined: true, cause: cause}
 			p.mu.Unlock()
 			l.post(p)
 			return
@@ -355,8 +359,7 @@ func (l *loop) redial(p *pair, cause error) {
 		up, d, err := p.f.replace(p)
 		c, _ := up.(*sock) // the loop relays sockets only
 		p.mu.Lock()
-		p.lp.redialDone = true
-		p.lp.redialConn, p.lp.redialDur, p.lp.redialErr = c, d, err
+		p.lp.redialResult = &redialOutcome{conn: c, dur: d, err: err}
 		p.mu.Unlock()
 		l.post(p)
 	}()
@@ -366,13 +369,14 @@ func (l *loop) redial(p *pair, cause error) {
 func (l *loop) news(p *pair) {
 	if p.lp.redialing {
 		p.mu.Lock()
-		done, c, d, err := p.lp.redialDone, p.lp.redialConn, p.lp.redialDur, p.lp.redialErr
-		declined, cause := p.lp.redialDeclined, p.lp.redialCause
+		o := p.lp.redialResult
+		p.lp.redialResult = nil
 		p.mu.Unlock()
-		if !done {
+		if o == nil {
 			return // an abort during the dial: the dial's post comes next
 		}
 		p.lp.redialing = false
+		c, d, err, declined, cause := o.conn, o.dur, o.err, o.declined, o.cause
 		switch {
 		case p.aborted.Load():
 			if c != nil {
@@ -458,11 +462,11 @@ func (l *loop) endIfBoth(p *pair) {
 // The relay's syscalls, each made under the socket's lock (rawsock.Socket.IO).
 
 func spliceIn(src *sock, d *dir) (int, error) {
-	return src.IO(func(fd int) (int, error) { return rawsock.Splice(fd, d.pipe.W, poller.PipeSize) })
+	return src.IO(func(fd int) (int, error) { return rawsock.Splice(fd, int(d.pipe.W), poller.PipeSize) })
 }
 
 func spliceOut(d *dir, dst *sock) (int, error) {
-	return dst.IO(func(fd int) (int, error) { return rawsock.Splice(d.pipe.R, fd, d.inPipe) })
+	return dst.IO(func(fd int) (int, error) { return rawsock.Splice(int(d.pipe.R), fd, int(d.inPipe)) })
 }
 
 func readFD(c *sock, b []byte) (int, error) {

@@ -7,10 +7,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Pipe is a pipe that splices bytes through the kernel.
+// Pipe is a pipe that splices bytes through the kernel. Its fields are
+// int32s because a pair's two directions each hold one.
 type Pipe struct {
-	R, W  int
-	Slots int // buffers the pipe holds: a splice into it stops when they run out
+	R, W  int32
+	Slots int32 // buffers the pipe holds: a splice into it stops when they run out
 }
 
 // PipeSize is each pipe's capacity: what one splice can move.
@@ -39,7 +40,7 @@ func (c *Pipes) Get() (Pipe, error) {
 	if err != nil { // smaller works too, with more splices
 		size, _ = unix.FcntlInt(uintptr(fds[0]), unix.F_GETPIPE_SZ, 0)
 	}
-	return Pipe{R: fds[0], W: fds[1], Slots: size / os.Getpagesize()}, nil
+	return Pipe{R: int32(fds[0]), W: int32(fds[1]), Slots: int32(size / os.Getpagesize())}, nil
 }
 
 // Put takes back a pipe; one that is not empty is closed.
@@ -60,6 +61,6 @@ func (c *Pipes) Close() {
 }
 
 func (p Pipe) close() {
-	unix.Close(p.R)
-	unix.Close(p.W)
+	unix.Close(int(p.R))
+	unix.Close(int(p.W))
 }

@@ -17,17 +17,42 @@ import (
 // net would add an epoll_ctl pair, address lookups and a second poller's
 // wake-ups to every connection. Every use of the fd holds mu, so a Close from
 // another goroutine can never let the number be reused under a user.
+//
+// An idle pair holds two, so a Socket is kept in 48 bytes: the fd as an
+// int32 and the peer's address as its bytes, not a netip.AddrPort (32 bytes
+// with its zone handle; the kernel's peer addresses carry no zone, and a
+// dialed link-local address's zone is not kept).
 type Socket struct {
-	mu    sync.Mutex
-	fd    int // -1 once closed
-	raddr netip.AddrPort
-	name  string // a Unix socket's peer as records name it (unix:PATH); "" for TCP
+	mu     sync.Mutex
+	fd     int32 // -1 once closed
+	port   uint16
+	family uint8    // 4 or 6: ip is the TCP peer's address; 0: no IP peer
+	ip     [16]byte // the peer's address, an IPv4 one in its IPv4-mapped form
+	name   string   // a Unix socket's peer as records name it (unix:PATH); "" for TCP
 }
 
 // New makes fd a Socket connected to raddr (TCP), or for a Unix socket to
 // the peer records name as name (unix:PATH).
 func New(fd int, raddr netip.AddrPort, name string) *Socket {
-	return &Socket{fd: fd, raddr: raddr, name: name}
+	s := &Socket{fd: int32(fd), name: name}
+	if a := raddr.Addr(); a.IsValid() {
+		s.family, s.ip, s.port = 6, a.As16(), raddr.Port()
+		if a.Is4() {
+			s.family = 4
+		}
+	}
+	return s
+}
+
+// raddr is the TCP peer's address and port; invalid for a Unix socket.
+func (s *Socket) raddr() netip.AddrPort {
+	switch s.family {
+	case 4:
+		return netip.AddrPortFrom(netip.AddrFrom16(s.ip).Unmap(), s.port)
+	case 6:
+		return netip.AddrPortFrom(netip.AddrFrom16(s.ip), s.port)
+	}
+	return netip.AddrPort{}
 }
 
 // Do runs op on the fd, unless the socket is closed.
@@ -37,7 +62,7 @@ func (s *Socket) Do(op func(fd int) error) error {
 	if s.fd < 0 {
 		return net.ErrClosed
 	}
-	return op(s.fd)
+	return op(int(s.fd))
 }
 
 // Control runs fn on the fd, unless the socket is closed.
@@ -54,7 +79,7 @@ func (s *Socket) IO(op func(fd int) (int, error)) (int, error) {
 		return 0, net.ErrClosed
 	}
 	for {
-		n, err := op(s.fd)
+		n, err := op(int(s.fd))
 		if err != unix.EINTR {
 			return max(n, 0), err
 		}
@@ -65,7 +90,7 @@ func (s *Socket) IO(op func(fd int) (int, error)) (int, error) {
 // calls return net.ErrClosed.
 func (s *Socket) Close() error {
 	s.mu.Lock()
-	fd := s.fd
+	fd := int(s.fd)
 	s.fd = -1
 	s.mu.Unlock()
 	if fd < 0 {
@@ -78,7 +103,7 @@ func (s *Socket) Close() error {
 // abort; a closed socket stays closed.
 func (s *Socket) ResetClose() {
 	s.mu.Lock()
-	fd := s.fd
+	fd := int(s.fd)
 	s.fd = -1
 	s.mu.Unlock()
 	if fd >= 0 {
@@ -96,7 +121,7 @@ func (s *Socket) RemoteAddr() net.Addr {
 	if s.name != "" {
 		return UnixAddr(s.name)
 	}
-	return net.TCPAddrFromAddrPort(s.raddr)
+	return net.TCPAddrFromAddrPort(s.raddr())
 }
 
 // Peer is s's peer as a record shows it, as net.TCPAddr.String would put it
@@ -105,7 +130,8 @@ func (s *Socket) Peer() string {
 	if s.name != "" {
 		return s.name
 	}
-	return netip.AddrPortFrom(s.raddr.Addr().Unmap(), s.raddr.Port()).String()
+	a := s.raddr()
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()).String()
 }
 
 // File returns a duplicate of s's fd, which shares the socket: a shutdown
