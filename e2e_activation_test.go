@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warmport/warmport/internal/testsrv"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,8 +78,8 @@ func startSocketActivate(t *testing.T, opts []string, args ...string) *proc {
 func TestSocketActivation(t *testing.T) {
 	up := startUpstream(t, echo)
 	dir := t.TempDir()
-	tcpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	otherAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	tcpAddr := fmt.Sprintf("127.0.0.1:%d", testsrv.FreePort(t))
+	otherAddr := fmt.Sprintf("127.0.0.1:%d", testsrv.FreePort(t))
 	unixPath := filepath.Join(dir, "db.sock")
 	tests := []struct {
 		name          string

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // A denied client is reset at once, never reaches REMOTE (the upstream's
@@ -177,7 +179,7 @@ func TestAllowUsageErrors(t *testing.T) {
 // down; the JSON counts the denied where they were denied.
 func TestUpOperationsKeys(t *testing.T) {
 	up := startUpstream(t, echo)
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	dead := fmt.Sprintf("127.0.0.1:%d", testsrv.FreePort(t))
 	profile := fmt.Sprintf(`warm = 1
 [forward.guarded]
 local = 0

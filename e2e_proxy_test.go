@@ -15,6 +15,7 @@ import (
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // haproxyFront is a real HAProxy with accept-proxy on its bind line in
@@ -57,7 +58,7 @@ func startHAProxyFront(t *testing.T) *haproxyFront {
 			}()
 		}
 	}()
-	front := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	front := fmt.Sprintf("127.0.0.1:%d", testsrv.FreePort(t))
 	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
 	conf := fmt.Sprintf(`global
     log stderr format raw local0 info

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warmport/warmport/internal/testsrv"
 	"github.com/warmport/warmport/recycle/realserver"
 )
 
@@ -79,7 +80,7 @@ func startNginx(t *testing.T) server {
 // logging to dir/sshd.log.
 func startSshd(t *testing.T) server {
 	t.Helper()
-	dir, port := t.TempDir(), freePort(t)
+	dir, port := t.TempDir(), testsrv.FreePort(t)
 	key := filepath.Join(dir, "hostkey")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen (Debian package openssh-client): %v\n%s", err, out)

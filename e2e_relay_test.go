@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // TestHalfCloseConcurrentClients: 100 clients at once send up to 2 MiB,
@@ -171,14 +173,14 @@ func TestUpstreamDownThenUp(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			remote := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+			remote := net.JoinHostPort("127.0.0.1", strconv.Itoa(testsrv.FreePort(t)))
 			args := append(append([]string{"forward", "--json", "--dial-timeout", "1m"}, tc.flags...), "0", remote)
 			p := startWarmport(t, args...)
 			addr := p.waitReady(t)
 
 			// The failed dial resets the client, maybe before its connect
 			// returned: its own port finds its record either way.
-			local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: freePort(t)}
+			local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: testsrv.FreePort(t)}
 			failed := local.String()
 			d := net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
 			n := 0

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"runtime"
 	"strings"
@@ -51,8 +52,8 @@ func TestNoDialStorm(t *testing.T) {
 		c.Close()
 	}
 	s := p.Stats()
-	waitFor(t, "the upstream to accept every dial", func() bool { return uint64(u.accepted.Load()) == s.Dials })
-	if got := u.accepted.Load(); got > clients+warm+slack {
+	waitFor(t, "the upstream to accept every dial", func() bool { return uint64(u.Accepted()) == s.Dials })
+	if got := u.Accepted(); got > clients+warm+slack {
 		t.Fatalf("upstream accepted %d; want at most %d", got, clients+warm+slack)
 	}
 	if s.Hits+s.Misses != clients || s.Idle > warm {
@@ -127,7 +128,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 
-	waitFor(t, "the upstream to see every connection closed", func() bool { return u.open.Load() == 0 })
+	waitFor(t, "the upstream to see every connection closed", func() bool { return u.Open() == 0 })
 	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= g0 })
 	if fd0 >= 0 {
 		waitFor(t, "file descriptors back to the baseline", func() bool { return openFDs() <= fd0 })
@@ -187,16 +188,24 @@ func TestAfterClose(t *testing.T) {
 
 // A background dialer with nothing left to dial waits for the next refill
 // instead of exiting: under a steady run of borrows one goroutine does every
-// dial. Close wakes a waiting dialer at once, not after dialerLinger.
+// dial, and while it waits it takes no CPU. Close wakes a waiting dialer at
+// once, not after dialerLinger.
 func TestDialerWaitsForWork(t *testing.T) {
 	u := startUpstream(t, echo)
-	p, err := New(Config[*net.TCPConn]{Dial: u.dial, Warm: 1})
+	var mu sync.Mutex
+	dialsBy := map[string]int{} // dials made by each goroutine
+	dial := func(ctx context.Context) (*net.TCPConn, error) {
+		mu.Lock()
+		dialsBy[goroutine()]++
+		mu.Unlock()
+		return u.dial(ctx)
+	}
+	g0 := runtime.NumGoroutine()
+	p, err := New(Config[*net.TCPConn]{Dial: dial, Warm: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waiting := func() int { p.mu.Lock(); defer p.mu.Unlock(); return p.waiting }
 	waitIdle(t, p, 1)
-	waitFor(t, "the dialer to wait for work", func() bool { return waiting() == 1 })
 	for i := range 20 {
 		c, src, ok := p.TryGet()
 		if !ok || src != Warm {
@@ -204,26 +213,44 @@ func TestDialerWaitsForWork(t *testing.T) {
 		}
 		c.Close()
 		waitIdle(t, p, 1)
-		waitFor(t, "the dialer to wait again", func() bool { return waiting() > 0 })
-		if n := dialers(); n != 1 {
-			t.Fatalf("borrow %d: %d background dialers; want the one", i, n)
-		}
 	}
 	if d := p.Stats().Dials; d != 21 {
 		t.Fatalf("dials: got %d; want 21 (one, then one per borrow)", d)
 	}
+	mu.Lock()
+	if len(dialsBy) != 1 {
+		t.Errorf("dials by goroutine: got %v; want all 21 by one dialer", dialsBy)
+	}
+	mu.Unlock()
+	// No signal tells a waiting goroutine from a spinning one: watch the
+	// process's CPU for a while, with nothing to do but wait. A spinning
+	// dialer burns a whole window each time; a waiting pool next to none,
+	// though a loaded machine can stall the runtime once: take the least of
+	// three looks.
+	const window = 300 * time.Millisecond
+	least := time.Duration(math.MaxInt64)
+	for range 3 {
+		if least = min(least, cpuWhile(func() { time.Sleep(window) })); least < window/2 {
+			break
+		}
+	}
+	if least >= window/2 {
+		t.Errorf("CPU used by an idle pool in %v: got %v; want next to none (a waiting dialer sleeps)", window, least)
+	}
+
+	// Half the linger: the dialer began to wait less than that ago, so a
+	// Close that waited out its linger takes longer.
 	start := time.Now()
 	p.Close()
-	if waited := time.Since(start); waited >= dialerLinger {
+	if waited := time.Since(start); waited >= dialerLinger/2 {
 		t.Fatalf("Close took %v: it waited out the dialer's linger", waited)
 	}
-	if got := waiting(); got != 0 {
-		t.Fatalf("waiting dialers after Close: %d; want 0", got)
+	// A dialer Close did not wake would still wait for its linger.
+	deadline := time.Now().Add(dialerLinger / 2)
+	for runtime.NumGoroutine() > g0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines %v after Close: got %d; want at most %d, as before New", dialerLinger/2, runtime.NumGoroutine(), g0)
+		}
+		time.Sleep(waitTick)
 	}
-}
-
-// dialers counts the goroutines in dialIdle.
-func dialers() int {
-	buf := make([]byte, 1<<20)
-	return strings.Count(string(buf[:runtime.Stack(buf, true)]), ").dialIdle(")
 }
