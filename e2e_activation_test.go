@@ -17,21 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// systemdSocketActivate finds the real systemd-socket-activate.
-func systemdSocketActivate(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/systemd-socket-activate", "/lib/systemd/systemd-socket-activate"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("systemd-socket-activate"); err == nil {
-		return p
-	}
-	t.Fatal("systemd-socket-activate not found (install the Debian package systemd)")
-	return ""
-}
-
 // startSocketActivate runs systemd-socket-activate with its options, then
 // warmport with args; it returns once the socket listens. The process is
 // warmport's from the first connection on (systemd-socket-activate execs it).
@@ -43,7 +28,7 @@ func startSocketActivate(t *testing.T, opts []string, args ...string) *proc {
 		full = append(full, "-E", e)
 	}
 	full = append(append(full, warmportBin), args...)
-	p := &proc{cmd: exec.Command(systemdSocketActivate(t), full...), done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(testsrv.Need(t, "systemd-socket-activate", "systemd"), full...), done: make(chan struct{})}
 	p.stderr.ready = make(chan struct{})
 	p.stderr.more = make(chan struct{}, 1)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
