@@ -9,12 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/warmport/warmport/internal/testsrv"
-	"golang.org/x/sys/unix"
 )
 
 // startSocketActivate runs systemd-socket-activate with its options, then
@@ -131,135 +129,27 @@ func echoVia(network, addr, msg string) error {
 	return nil
 }
 
-// standIn does what systemd does for an Accept=no .socket unit, which
-// systemd-socket-activate does only once (it execs the program and is
-// gone): it keeps the listening socket and, whenever a client is queued on
-// it and warmport is not running, starts warmport with the socket as fd 3.
-type standIn struct {
-	addr string
-	file *os.File // the socket, kept across starts
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd // running now, or nil
-	exits  []int     // exit statuses, in order
-	ready  int       // ready lines seen, one per start
-	stderr lockedBuffer
-	exited chan struct{} // one send per exit
-
-	stop, done chan struct{}
-}
-
-func startStandIn(t *testing.T, args ...string) *standIn {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ln.(*net.TCPListener).File()
-	ln.Close() // f keeps the socket listening
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &standIn{addr: ln.Addr().String(), file: f, exited: make(chan struct{}, 1000),
-		stop: make(chan struct{}), done: make(chan struct{})}
-	go s.run(t, args)
-	t.Cleanup(func() {
-		close(s.stop)
-		s.mu.Lock()
-		if s.cmd != nil {
-			s.cmd.Process.Kill()
-		}
-		s.mu.Unlock()
-		<-s.done
-		f.Close()
-		if t.Failed() {
-			t.Logf("warmport's stderr, every start:\n%s", s.stderr.String())
-		}
-	})
-	return s
-}
-
-func (s *standIn) run(t *testing.T, args []string) {
-	defer close(s.done)
-	// Not s.file.Fd(): it would put the shared socket in blocking mode.
-	var fd int
-	rc, err := s.file.SyscallConn()
-	if err != nil {
-		t.Errorf("socket: %v", err)
-		return
-	}
-	rc.Control(func(f uintptr) { fd = int(f) })
-	for {
-		// Wait for a queued client, looking at stop ten times a second.
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 100)
-		select {
-		case <-s.stop:
-			return
-		default:
-		}
-		if err == unix.EINTR || n == 0 {
-			continue
-		}
-		if err != nil {
-			t.Errorf("poll: %v", err)
-			return
-		}
-		// sh sets LISTEN_PID to its own pid, which exec keeps for
-		// warmport, as systemd sets it between fork and exec.
-		cmd := exec.Command("/bin/sh", append([]string{"-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`, warmportBin}, args...)...)
-		cmd.Env = append(baseEnv(), "LISTEN_FDS=1", "NO_COLOR=1", "WARMPORT_STATE_DIR="+t.TempDir())
-		cmd.ExtraFiles = []*os.File{s.file}
-		cmd.Stderr = &s.stderr
-		s.mu.Lock()
-		err = cmd.Start()
-		if err == nil {
-			s.cmd = cmd
-		}
-		s.mu.Unlock()
-		if err != nil {
-			t.Errorf("start warmport: %v", err)
-			return
-		}
-		cmd.Wait()
-		s.mu.Lock()
-		s.cmd = nil
-		s.exits = append(s.exits, cmd.ProcessState.ExitCode())
-		s.mu.Unlock()
-		s.exited <- struct{}{}
-	}
-}
-
-// waitExit waits (bounded) for warmport's next exit.
-func (s *standIn) waitExit(t *testing.T) {
-	t.Helper()
-	select {
-	case <-s.exited:
-	case <-time.After(exitTimeout):
-		t.Fatalf("warmport did not exit within %v of going idle", exitTimeout)
-	}
-}
-
 // Scale to zero on demand with the real binary: the first connection
 // starts warmport, it serves, exits 0 when idle, the next connection
 // starts it again, and no client is refused, reset or left unanswered,
 // including those that arrive while warmport is exiting.
 func TestSocketActivationScaleToZero(t *testing.T) {
 	up := startUpstream(t, echo)
-	s := startStandIn(t, "forward", "--exit-idle", "150ms", "systemd", up.addr())
+	s := testsrv.StartStandIn(t, append(baseEnv(), "NO_COLOR=1", "WARMPORT_STATE_DIR="+t.TempDir()),
+		warmportBin, "forward", "--exit-idle", "150ms", "systemd", up.addr())
 	for round := 0; round < 3; round++ {
 		for i := 0; i < 2; i++ {
-			if err := echoVia("tcp", s.addr, "hello\n"); err != nil {
+			if err := echoVia("tcp", s.Addr, "hello\n"); err != nil {
 				t.Fatalf("round %d, client %d: %v", round, i, err)
 			}
 		}
-		s.waitExit(t)
+		s.WaitExit(t)
 	}
 	// Clients at random gaps, short ones and ones past the idle time in
 	// turn: some land while warmport is going away.
 	r := rand.New(rand.NewPCG(5, 6))
 	for i := 0; i < 10; i++ {
-		if err := echoVia("tcp", s.addr, "again\n"); err != nil {
+		if err := echoVia("tcp", s.Addr, "again\n"); err != nil {
 			t.Fatalf("client %d: %v", i, err)
 		}
 		gap := time.Duration(r.IntN(50)) * time.Millisecond
@@ -268,18 +158,17 @@ func TestSocketActivationScaleToZero(t *testing.T) {
 		}
 		time.Sleep(gap) // the load's shape, not a wait for anything
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	// 3 rounds, then 5 gaps past the idle time (the last exit may not be in).
-	if len(s.exits) < 7 {
-		t.Errorf("%d starts ended; want at least 7", len(s.exits))
+	exits := s.Exits()
+	if len(exits) < 7 {
+		t.Errorf("%d starts ended; want at least 7", len(exits))
 	}
-	for i, code := range s.exits {
+	for i, code := range exits {
 		if code != 0 {
 			t.Errorf("start %d exited %d; want 0", i, code)
 		}
 	}
-	if n := strings.Count(s.stderr.String(), "warmport: forwarding "+s.addr+" -> "); n < len(s.exits) {
-		t.Errorf("ready lines: got %d; want one per start (%d)", n, len(s.exits))
+	if n := strings.Count(s.Stderr(), "warmport: forwarding "+s.Addr+" -> "); n < len(exits) {
+		t.Errorf("ready lines: got %d; want one per start (%d)", n, len(exits))
 	}
 }

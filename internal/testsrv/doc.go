@@ -1,6 +1,8 @@
 // Package testsrv is what tests start to have something real to talk to: a
-// tracked in-process server on 127.0.0.1 or a Unix socket (Server), and a
-// real server process waited on by its ready line (Proc). It is for tests and test helper packages only, as
+// tracked in-process server on 127.0.0.1 or a Unix socket (Server), a real
+// server process waited on by its ready line (Proc), HAProxy in front of a
+// PROXY-protocol backend (HAProxy), and a stand-in for systemd's socket
+// activation (StandIn). It is for tests and test helper packages only, as
 // net/http/httptest is; TestNotShipped keeps it out of the binary.
 //
 // Every wait is bounded (Timeout); a missing binary fails the test naming

@@ -27,6 +27,7 @@ type Proc struct {
 	mu      sync.Mutex
 	log     strings.Builder // stdout and stderr, in order, bounded
 	changed chan struct{}   // closed and replaced at every line
+	outEnd  chan struct{}   // closed once the output reached its end
 }
 
 // Start runs cmd, its stdout and stderr read together, and waits (bounded
@@ -35,7 +36,7 @@ type Proc struct {
 // A process that exits first, or says nothing in time, is stopped and
 // reaped, and the error holds its output: the caller fails the test or, if
 // the output says so, tries again (an address taken meanwhile). The test's
-// end stops the process (Stop). cmd must not have been started; unless it
+// end stops the process (Stop), and logs its output if the test failed. cmd must not have been started; unless it
 // set SysProcAttr, the process is killed should the test process die.
 func Start(t testing.TB, cmd *exec.Cmd, ready string) (*Proc, error) {
 	t.Helper()
@@ -56,14 +57,19 @@ func Start(t testing.TB, cmd *exec.Cmd, ready string) (*Proc, error) {
 		r.Close()
 		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
-	p := &Proc{t: t, cmd: cmd, exited: make(chan struct{}), changed: make(chan struct{})}
+	p := &Proc{t: t, cmd: cmd, exited: make(chan struct{}), changed: make(chan struct{}), outEnd: make(chan struct{})}
 	seen := make(chan time.Time, 1)
 	go p.read(r, ready, seen)
 	go func() {
 		p.err = cmd.Wait()
 		close(p.exited)
 	}()
-	t.Cleanup(p.Stop)
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("%s's output:\n%s", cmd.Path, p.Output())
+		}
+	})
 	if ready == "" {
 		return p, nil
 	}
@@ -73,6 +79,7 @@ func Start(t testing.TB, cmd *exec.Cmd, ready string) (*Proc, error) {
 	case p.readyAt = <-seen:
 		return p, nil
 	case <-p.exited:
+		p.waitRead()
 		return nil, fmt.Errorf("%s exited before it was ready (%v):\n%s", cmd.Path, p.err, p.Output())
 	case <-timer.C:
 		p.Stop()
@@ -92,6 +99,7 @@ func MustStart(t testing.TB, cmd *exec.Cmd, ready string) *Proc {
 
 // read keeps the output and sends the moment of the first ready line.
 func (p *Proc) read(r *os.File, ready string, seen chan<- time.Time) {
+	defer close(p.outEnd)
 	defer r.Close()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -112,6 +120,15 @@ func (p *Proc) read(r *os.File, ready string, seen chan<- time.Time) {
 	}
 }
 
+// waitRead waits, briefly, for the output's end after the process exited:
+// a child that inherited the pipe may hold it open longer.
+func (p *Proc) waitRead() {
+	select {
+	case <-p.outEnd:
+	case <-time.After(time.Second):
+	}
+}
+
 // Output is what the process printed so far (bounded), for failure messages.
 func (p *Proc) Output() string {
 	p.mu.Lock()
@@ -120,7 +137,8 @@ func (p *Proc) Output() string {
 }
 
 // WaitOutput waits (bounded by Timeout) until cond holds for the output so
-// far, looking again at every line; what names what the test waits for.
+// far, looking again at every line; what names what the test waits for. A
+// process that exits first fails the test.
 func (p *Proc) WaitOutput(t testing.TB, what string, cond func(out string) bool) {
 	t.Helper()
 	timer := time.NewTimer(Timeout)
@@ -134,6 +152,12 @@ func (p *Proc) WaitOutput(t testing.TB, what string, cond func(out string) bool)
 		}
 		select {
 		case <-ch:
+		case <-p.exited:
+			p.waitRead()
+			if out := p.Output(); !cond(out) {
+				t.Fatalf("%s exited (%v) before %s:\n%s", p.cmd.Path, p.err, what, out)
+			}
+			return
 		case <-timer.C:
 			t.Fatalf("%s: no %s within %v:\n%s", p.cmd.Path, what, Timeout, out)
 		}
@@ -157,6 +181,19 @@ func (p *Proc) Signal(sig os.Signal) {
 
 // Exited is closed once the process has exited and was reaped.
 func (p *Proc) Exited() <-chan struct{} { return p.exited }
+
+// Wait waits (bounded by Timeout) for the process to end by itself and
+// returns its exit status, -1 if a signal ended it.
+func (p *Proc) Wait(t testing.TB) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(Timeout):
+		t.Fatalf("%s still running %v after it should have ended:\n%s", p.cmd.Path, Timeout, p.Output())
+		return -1
+	}
+}
 
 // Stop ends the process as its init system would, SIGTERM, then SIGKILL
 // after Timeout, and reaps it. It may be called more than once.
