@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -26,26 +25,7 @@ func startSocketActivate(t *testing.T, opts []string, args ...string) *proc {
 		full = append(full, "-E", e)
 	}
 	full = append(append(full, warmportBin), args...)
-	p := &proc{cmd: exec.Command(testsrv.Need(t, "systemd-socket-activate", "systemd"), full...), done: make(chan struct{})}
-	p.stderr.ready = make(chan struct{})
-	p.stderr.more = make(chan struct{}, 1)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.cmd.WaitDelay = 10 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start systemd-socket-activate: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p := startProc(t, exec.Command(testsrv.Need(t, "systemd-socket-activate", "systemd"), full...))
 	for i, o := range opts {
 		if o == "-l" {
 			waitStderr(t, p, "Listening on "+opts[i+1]+" ")
@@ -145,29 +125,16 @@ func TestSocketActivationScaleToZero(t *testing.T) {
 		}
 		s.WaitExit(t)
 	}
-	// Clients at random gaps, short ones and ones past the idle time in
-	// turn: some land while warmport is going away.
-	r := rand.New(rand.NewPCG(5, 6))
-	for i := 0; i < 10; i++ {
+	// Clients at gaps short and past the idle time in turn: some land
+	// while warmport is going away.
+	s.Load(10, func(i int) {
 		if err := echoVia("tcp", s.Addr, "again\n"); err != nil {
 			t.Fatalf("client %d: %v", i, err)
 		}
-		gap := time.Duration(r.IntN(50)) * time.Millisecond
-		if i%2 == 1 {
-			gap = time.Duration(200+r.IntN(100)) * time.Millisecond
-		}
-		time.Sleep(gap) // the load's shape, not a wait for anything
-	}
+	})
 	// 3 rounds, then 5 gaps past the idle time (the last exit may not be in).
+	s.WantExits(t, 7)
 	exits := s.Exits()
-	if len(exits) < 7 {
-		t.Errorf("%d starts ended; want at least 7", len(exits))
-	}
-	for i, code := range exits {
-		if code != 0 {
-			t.Errorf("start %d exited %d; want 0", i, code)
-		}
-	}
 	if n := strings.Count(s.Stderr(), "warmport: forwarding "+s.Addr+" -> "); n < len(exits) {
 		t.Errorf("ready lines: got %d; want one per start (%d)", n, len(exits))
 	}

@@ -161,15 +161,23 @@ func (p *proc) waitPoolIdle(t *testing.T, n int) {
 // is killed when the test ends, if it is still running.
 func startWarmportEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(warmportBin, args...), done: make(chan struct{})}
+	cmd := exec.Command(warmportBin, args...)
+	cmd.Env = append(append(baseEnv(), "WARMPORT_STATE_DIR="+t.TempDir()), env...)
+	return startProc(t, cmd)
+}
+
+// startProc starts cmd, warmport or a program that execs it, watching its
+// stderr for ready lines; it is killed when the test ends, if still running.
+func startProc(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, done: make(chan struct{})}
 	p.stderr.ready = make(chan struct{})
 	p.stderr.more = make(chan struct{}, 1)
-	p.cmd.Env = append(append(baseEnv(), "WARMPORT_STATE_DIR="+t.TempDir()), env...)
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
 	p.cmd.WaitDelay = 10 * time.Second // a stray grandchild must not hold Wait forever
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s %s: %v", warmportBin, strings.Join(args, " "), err)
+		t.Fatalf("start %s: %v", strings.Join(cmd.Args, " "), err)
 	}
 	go func() {
 		p.err = p.cmd.Wait()

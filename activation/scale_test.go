@@ -1,10 +1,8 @@
 package activation
 
 import (
-	"math/rand/v2"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/warmport/warmport/internal/testsrv"
 )
@@ -32,27 +30,10 @@ func TestScaleToZero(t *testing.T) {
 		s.WaitExit(t)
 	}
 
-	// Clients at random gaps, short ones and ones past the idle time in
-	// turn: some land while the service is going away.
-	r := rand.New(rand.NewPCG(5, 6))
-	for i := 0; i < 10; i++ {
-		ask(t, "tcp", s.Addr, "random")
-		gap := time.Duration(r.IntN(50)) * time.Millisecond
-		if i%2 == 1 {
-			gap = time.Duration(200+r.IntN(100)) * time.Millisecond
-		}
-		time.Sleep(gap) // the load's shape, not a wait for anything
-	}
-
+	// Clients at gaps short and past the idle time in turn: some land
+	// while the service is going away.
+	s.Load(10, func(int) { ask(t, "tcp", s.Addr, "random") })
 	// 3 rounds, then 5 gaps past the idle time (the last exit may not be
 	// in yet).
-	exits := s.Exits()
-	if len(exits) < 7 {
-		t.Errorf("%d starts ended; want at least 7", len(exits))
-	}
-	for i, code := range exits {
-		if code != 0 {
-			t.Errorf("start %d exited %d; want 0", i, code)
-		}
-	}
+	s.WantExits(t, 7)
 }

@@ -4,6 +4,7 @@ package testsrv
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -124,6 +125,36 @@ func (s *StandIn) WaitExit(t testing.TB) {
 	case <-s.exited:
 	case <-time.After(Timeout):
 		t.Fatalf("the service did not exit within %v of going idle", Timeout)
+	}
+}
+
+// Load runs client n times, with gaps under 50 ms and over 200 ms in turn
+// (seeded: the same every run): against a service that exits after less
+// than 200 ms idle, some clients land while it is going away.
+func (s *StandIn) Load(n int, client func(i int)) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range n {
+		client(i)
+		gap := time.Duration(r.IntN(50)) * time.Millisecond
+		if i%2 == 1 {
+			gap = time.Duration(200+r.IntN(100)) * time.Millisecond
+		}
+		time.Sleep(gap) // the load's shape, not a wait for anything
+	}
+}
+
+// WantExits fails the test unless at least n of the service's starts have
+// ended, each with status 0.
+func (s *StandIn) WantExits(t testing.TB, n int) {
+	t.Helper()
+	exits := s.Exits()
+	if len(exits) < n {
+		t.Errorf("%d starts ended; want at least %d", len(exits), n)
+	}
+	for i, code := range exits {
+		if code != 0 {
+			t.Errorf("start %d exited %d; want 0", i, code)
+		}
 	}
 }
 
