@@ -177,13 +177,6 @@ func mustGet(t *testing.T, p *Pool[*net.TCPConn], want Source) *net.TCPConn {
 	return c
 }
 
-// dialingNow returns the background dials in flight.
-func dialingNow(p *Pool[*net.TCPConn]) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.dialing
-}
-
 // openFDs counts this process's open file descriptors (Linux only; -1 else).
 func openFDs() int {
 	if runtime.GOOS != "linux" {
