@@ -183,11 +183,13 @@ func (p *Proc) Signal(sig os.Signal) {
 func (p *Proc) Exited() <-chan struct{} { return p.exited }
 
 // Wait waits (bounded by Timeout) for the process to end by itself and
-// returns its exit status, -1 if a signal ended it.
+// returns its exit status, -1 if a signal ended it; Output then holds all it
+// printed.
 func (p *Proc) Wait(t testing.TB) int {
 	t.Helper()
 	select {
 	case <-p.exited:
+		p.waitRead() // its last words, for Output
 		return p.cmd.ProcessState.ExitCode()
 	case <-time.After(Timeout):
 		t.Fatalf("%s still running %v after it should have ended:\n%s", p.cmd.Path, Timeout, p.Output())
