@@ -471,3 +471,36 @@ func (s jsonSummary) record(t *testing.T, client string) jsonRecord {
 	}
 	return found[0]
 }
+
+// benchJSON is `warmport bench --json` as the tests read it.
+type benchJSON struct {
+	TLS   bool   `json:"tls"`
+	Via   string `json:"via"`
+	Modes []struct {
+		Name    string  `json:"name"`
+		P50     float64 `json:"p50_ms"`
+		HitRate float64 `json:"pool_hit_rate"`
+	} `json:"modes"`
+}
+
+// parseBench decodes bench's JSON and checks its modes are want, in order,
+// each with a p50, and that the pooled one (the last) was served by the pool.
+func parseBench(t *testing.T, stdout string, want ...string) benchJSON {
+	t.Helper()
+	var res benchJSON
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("stdout %q: %v", stdout, err)
+	}
+	if len(res.Modes) != len(want) {
+		t.Fatalf("modes: got %+v; want %q", res.Modes, want)
+	}
+	for i, m := range res.Modes {
+		if m.Name != want[i] || m.P50 <= 0 {
+			t.Errorf("mode %d: got %+v; want %q with p50 > 0", i, m, want[i])
+		}
+	}
+	if hr := res.Modes[len(want)-1].HitRate; hr <= 0 {
+		t.Errorf("pooled mode hit rate: got %v; want > 0", hr)
+	}
+	return res
+}
