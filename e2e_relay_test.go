@@ -405,8 +405,8 @@ func TestStalePooledConnections(t *testing.T) {
 		up := startUpstream(t, closeIdle(200*time.Millisecond))
 		p := startWarmport(t, "forward", "--json", "--warm", "2", "--pool-ttl", "10m", "0", up.addr())
 		addr := p.waitReady(t)
-		up.waitAccepts(t, 2)
-		up.waitQuiet(t) // both warm connections are closed at the upstream
+		up.WaitAccepted(t, 2)
+		up.WaitOpen(t, 0) // both warm connections are closed at the upstream
 		client := echoOnce(t, addr, "hello")
 		sum := parseSummary(t, p.stop(t).stdout)
 		if rec := sum.record(t, client); rec.ClosedBy != "client" || rec.BytesUp != 5 || rec.BytesDown != 5 {
@@ -423,7 +423,7 @@ func TestStalePooledConnections(t *testing.T) {
 		up := startUpstream(t, resetFirst(2))
 		p := startWarmport(t, "forward", "--json", "--warm", "2", "--pool-ttl", "10m", "0", up.addr())
 		addr := p.waitReady(t)
-		up.waitAccepts(t, 2) // the two doomed ones are the pool's
+		up.WaitAccepted(t, 2) // the two doomed ones are the pool's
 		c, err := dialClient(addr)
 		if err != nil {
 			t.Fatal(err)

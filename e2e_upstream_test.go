@@ -43,18 +43,6 @@ func startUpstreamOn(t *testing.T, addr string, h handler) *upstream {
 
 func (u *upstream) addr() string { return u.Addr() }
 
-// close stops the server and closes its connections, so every handler ends.
-func (u *upstream) close(*testing.T) { u.Close() }
-
-// stats returns how many connections were accepted and the peak active.
-func (u *upstream) stats() (accepts, peak int) { return u.Accepted(), u.Peak() }
-
-// waitAccepts waits until the upstream has accepted at least n connections.
-func (u *upstream) waitAccepts(t *testing.T, n int) {
-	t.Helper()
-	u.WaitAccepted(t, n)
-}
-
 // echo sends back everything and passes the client's EOF on.
 func echo(c *net.TCPConn, _ func()) {
 	io.Copy(c, c)
@@ -304,10 +292,4 @@ func resetFirst(n int) handler {
 		c.SetLinger(0) // Close sends RST
 		c.Read(make([]byte, 1))
 	}
-}
-
-// waitQuiet waits until no connection is open at the upstream.
-func (u *upstream) waitQuiet(t *testing.T) {
-	t.Helper()
-	u.WaitOpen(t, 0)
 }
