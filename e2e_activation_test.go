@@ -3,33 +3,16 @@ package main
 import (
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/warmport/warmport/internal/testsrv"
 )
-
-// systemdSocketActivate finds the real systemd-socket-activate.
-func systemdSocketActivate(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/systemd-socket-activate", "/lib/systemd/systemd-socket-activate"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("systemd-socket-activate"); err == nil {
-		return p
-	}
-	t.Fatal("systemd-socket-activate not found (install the Debian package systemd)")
-	return ""
-}
 
 // startSocketActivate runs systemd-socket-activate with its options, then
 // warmport with args; it returns once the socket listens. The process is
@@ -42,26 +25,7 @@ func startSocketActivate(t *testing.T, opts []string, args ...string) *proc {
 		full = append(full, "-E", e)
 	}
 	full = append(append(full, warmportBin), args...)
-	p := &proc{cmd: exec.Command(systemdSocketActivate(t), full...), done: make(chan struct{})}
-	p.stderr.ready = make(chan struct{})
-	p.stderr.more = make(chan struct{}, 1)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.cmd.WaitDelay = 10 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start systemd-socket-activate: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p := startProc(t, exec.Command(testsrv.Need(t, "systemd-socket-activate", "systemd"), full...))
 	for i, o := range opts {
 		if o == "-l" {
 			waitStderr(t, p, "Listening on "+opts[i+1]+" ")
@@ -77,8 +41,8 @@ func startSocketActivate(t *testing.T, opts []string, args ...string) *proc {
 func TestSocketActivation(t *testing.T) {
 	up := startUpstream(t, echo)
 	dir := t.TempDir()
-	tcpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	otherAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	tcpAddr := fmt.Sprintf("127.0.0.1:%d", testsrv.FreePort(t))
+	otherAddr := fmt.Sprintf("127.0.0.1:%d", testsrv.FreePort(t))
 	unixPath := filepath.Join(dir, "db.sock")
 	tests := []struct {
 		name          string
@@ -145,155 +109,33 @@ func echoVia(network, addr, msg string) error {
 	return nil
 }
 
-// standIn does what systemd does for an Accept=no .socket unit, which
-// systemd-socket-activate does only once (it execs the program and is
-// gone): it keeps the listening socket and, whenever a client is queued on
-// it and warmport is not running, starts warmport with the socket as fd 3.
-type standIn struct {
-	addr string
-	file *os.File // the socket, kept across starts
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd // running now, or nil
-	exits  []int     // exit statuses, in order
-	ready  int       // ready lines seen, one per start
-	stderr lockedBuffer
-	exited chan struct{} // one send per exit
-
-	stop, done chan struct{}
-}
-
-func startStandIn(t *testing.T, args ...string) *standIn {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ln.(*net.TCPListener).File()
-	ln.Close() // f keeps the socket listening
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &standIn{addr: ln.Addr().String(), file: f, exited: make(chan struct{}, 1000),
-		stop: make(chan struct{}), done: make(chan struct{})}
-	go s.run(t, args)
-	t.Cleanup(func() {
-		close(s.stop)
-		s.mu.Lock()
-		if s.cmd != nil {
-			s.cmd.Process.Kill()
-		}
-		s.mu.Unlock()
-		<-s.done
-		f.Close()
-		if t.Failed() {
-			t.Logf("warmport's stderr, every start:\n%s", s.stderr.String())
-		}
-	})
-	return s
-}
-
-func (s *standIn) run(t *testing.T, args []string) {
-	defer close(s.done)
-	// Not s.file.Fd(): it would put the shared socket in blocking mode.
-	var fd int
-	rc, err := s.file.SyscallConn()
-	if err != nil {
-		t.Errorf("socket: %v", err)
-		return
-	}
-	rc.Control(func(f uintptr) { fd = int(f) })
-	for {
-		// Wait for a queued client, looking at stop ten times a second.
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 100)
-		select {
-		case <-s.stop:
-			return
-		default:
-		}
-		if err == unix.EINTR || n == 0 {
-			continue
-		}
-		if err != nil {
-			t.Errorf("poll: %v", err)
-			return
-		}
-		// sh sets LISTEN_PID to its own pid, which exec keeps for
-		// warmport, as systemd sets it between fork and exec.
-		cmd := exec.Command("/bin/sh", append([]string{"-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`, warmportBin}, args...)...)
-		cmd.Env = append(baseEnv(), "LISTEN_FDS=1", "NO_COLOR=1", "WARMPORT_STATE_DIR="+t.TempDir())
-		cmd.ExtraFiles = []*os.File{s.file}
-		cmd.Stderr = &s.stderr
-		s.mu.Lock()
-		err = cmd.Start()
-		if err == nil {
-			s.cmd = cmd
-		}
-		s.mu.Unlock()
-		if err != nil {
-			t.Errorf("start warmport: %v", err)
-			return
-		}
-		cmd.Wait()
-		s.mu.Lock()
-		s.cmd = nil
-		s.exits = append(s.exits, cmd.ProcessState.ExitCode())
-		s.mu.Unlock()
-		s.exited <- struct{}{}
-	}
-}
-
-// waitExit waits (bounded) for warmport's next exit.
-func (s *standIn) waitExit(t *testing.T) {
-	t.Helper()
-	select {
-	case <-s.exited:
-	case <-time.After(exitTimeout):
-		t.Fatalf("warmport did not exit within %v of going idle", exitTimeout)
-	}
-}
-
 // Scale to zero on demand with the real binary: the first connection
 // starts warmport, it serves, exits 0 when idle, the next connection
 // starts it again, and no client is refused, reset or left unanswered,
 // including those that arrive while warmport is exiting.
 func TestSocketActivationScaleToZero(t *testing.T) {
 	up := startUpstream(t, echo)
-	s := startStandIn(t, "forward", "--exit-idle", "150ms", "systemd", up.addr())
+	s := testsrv.StartStandIn(t, append(baseEnv(), "NO_COLOR=1", "WARMPORT_STATE_DIR="+t.TempDir()),
+		warmportBin, "forward", "--exit-idle", "150ms", "systemd", up.addr())
 	for round := 0; round < 3; round++ {
 		for i := 0; i < 2; i++ {
-			if err := echoVia("tcp", s.addr, "hello\n"); err != nil {
+			if err := echoVia("tcp", s.Addr, "hello\n"); err != nil {
 				t.Fatalf("round %d, client %d: %v", round, i, err)
 			}
 		}
-		s.waitExit(t)
+		s.WaitExit(t)
 	}
-	// Clients at random gaps, short ones and ones past the idle time in
-	// turn: some land while warmport is going away.
-	r := rand.New(rand.NewPCG(5, 6))
-	for i := 0; i < 10; i++ {
-		if err := echoVia("tcp", s.addr, "again\n"); err != nil {
+	// Clients at gaps short and past the idle time in turn: some land
+	// while warmport is going away.
+	s.Load(10, func(i int) {
+		if err := echoVia("tcp", s.Addr, "again\n"); err != nil {
 			t.Fatalf("client %d: %v", i, err)
 		}
-		gap := time.Duration(r.IntN(50)) * time.Millisecond
-		if i%2 == 1 {
-			gap = time.Duration(200+r.IntN(100)) * time.Millisecond
-		}
-		time.Sleep(gap) // the load's shape, not a wait for anything
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	})
 	// 3 rounds, then 5 gaps past the idle time (the last exit may not be in).
-	if len(s.exits) < 7 {
-		t.Errorf("%d starts ended; want at least 7", len(s.exits))
-	}
-	for i, code := range s.exits {
-		if code != 0 {
-			t.Errorf("start %d exited %d; want 0", i, code)
-		}
-	}
-	if n := strings.Count(s.stderr.String(), "warmport: forwarding "+s.addr+" -> "); n < len(s.exits) {
-		t.Errorf("ready lines: got %d; want one per start (%d)", n, len(s.exits))
+	s.WantExits(t, 7)
+	exits := s.Exits()
+	if n := strings.Count(s.Stderr(), "warmport: forwarding "+s.Addr+" -> "); n < len(exits) {
+		t.Errorf("ready lines: got %d; want one per start (%d)", n, len(exits))
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // A denied client is reset at once, never reaches REMOTE (the upstream's
@@ -49,7 +51,7 @@ func TestAllowDeniesAtAccept(t *testing.T) {
 			if strings.HasPrefix(tt.local, "127.0.0.2") {
 				target = addr
 			}
-			up.waitAccepts(t, 2)
+			up.WaitAccepted(t, 2)
 			p.waitPoolIdle(t, 2)
 			const clients = 5
 			for i := 0; i < clients; i++ {
@@ -71,7 +73,7 @@ func TestAllowDeniesAtAccept(t *testing.T) {
 				t.Errorf("totals denied %d, connections %d, records %d; want %d, %d, %d",
 					s.Totals.Denied, s.Totals.Connections, len(s.Connections), wantDenied, wantConns, wantConns)
 			}
-			accepts, _ := up.stats()
+			accepts := up.Accepted()
 			if tt.denied && (accepts != 2 || s.Pool.Hits+s.Pool.Misses != 0) {
 				t.Errorf("upstream accepts %d, pool borrows %d; want 2 (the warm ones), 0", accepts, s.Pool.Hits+s.Pool.Misses)
 			}
@@ -136,7 +138,7 @@ func TestAllowReportIsRateLimited(t *testing.T) {
 	if named == 0 || named >= clients/2 {
 		t.Errorf("denied clients named: got %d of %d; want a few (rate-limited)\nstderr:\n%s", named, clients, res.stderr)
 	}
-	if accepts, _ := up.stats(); accepts != 0 {
+	if accepts := up.Accepted(); accepts != 0 {
 		t.Errorf("upstream accepts: got %d; want 0", accepts)
 	}
 }
@@ -177,7 +179,7 @@ func TestAllowUsageErrors(t *testing.T) {
 // down; the JSON counts the denied where they were denied.
 func TestUpOperationsKeys(t *testing.T) {
 	up := startUpstream(t, echo)
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	dead := fmt.Sprintf("127.0.0.1:%d", testsrv.FreePort(t))
 	profile := fmt.Sprintf(`warm = 1
 [forward.guarded]
 local = 0

@@ -77,7 +77,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 	}
 
 	waitServed(0, 50)
-	a.close(t)
+	a.Close()
 	phase.Store(1)
 	waitStderr(t, p, "warmport: upstream "+aAddr+" is down")
 	waitServed(1, 200)
@@ -89,7 +89,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 	waitServed(2, 50)
 	// B crashes: nothing may still lead to it (the idle connections were
 	// flushed when A came back). No line: no dial tries B while A works.
-	b.close(t)
+	b.Close()
 	phase.Store(3)
 	waitServed(3, 200)
 	close(stop)

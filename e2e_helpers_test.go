@@ -161,15 +161,23 @@ func (p *proc) waitPoolIdle(t *testing.T, n int) {
 // is killed when the test ends, if it is still running.
 func startWarmportEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(warmportBin, args...), done: make(chan struct{})}
+	cmd := exec.Command(warmportBin, args...)
+	cmd.Env = append(append(baseEnv(), "WARMPORT_STATE_DIR="+t.TempDir()), env...)
+	return startProc(t, cmd)
+}
+
+// startProc starts cmd, warmport or a program that execs it, watching its
+// stderr for ready lines; it is killed when the test ends, if still running.
+func startProc(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, done: make(chan struct{})}
 	p.stderr.ready = make(chan struct{})
 	p.stderr.more = make(chan struct{}, 1)
-	p.cmd.Env = append(append(baseEnv(), "WARMPORT_STATE_DIR="+t.TempDir()), env...)
 	p.cmd.Stdout = &p.stdout
 	p.cmd.Stderr = &p.stderr
 	p.cmd.WaitDelay = 10 * time.Second // a stray grandchild must not hold Wait forever
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s %s: %v", warmportBin, strings.Join(args, " "), err)
+		t.Fatalf("start %s: %v", strings.Join(cmd.Args, " "), err)
 	}
 	go func() {
 		p.err = p.cmd.Wait()
@@ -462,4 +470,37 @@ func (s jsonSummary) record(t *testing.T, client string) jsonRecord {
 		t.Fatalf("records of client %s: got %d; want 1\nconnections: %+v", client, len(found), s.Connections)
 	}
 	return found[0]
+}
+
+// benchJSON is `warmport bench --json` as the tests read it.
+type benchJSON struct {
+	TLS   bool   `json:"tls"`
+	Via   string `json:"via"`
+	Modes []struct {
+		Name    string  `json:"name"`
+		P50     float64 `json:"p50_ms"`
+		HitRate float64 `json:"pool_hit_rate"`
+	} `json:"modes"`
+}
+
+// parseBench decodes bench's JSON and checks its modes are want, in order,
+// each with a p50, and that the pooled one (the last) was served by the pool.
+func parseBench(t *testing.T, stdout string, want ...string) benchJSON {
+	t.Helper()
+	var res benchJSON
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("stdout %q: %v", stdout, err)
+	}
+	if len(res.Modes) != len(want) {
+		t.Fatalf("modes: got %+v; want %q", res.Modes, want)
+	}
+	for i, m := range res.Modes {
+		if m.Name != want[i] || m.P50 <= 0 {
+			t.Errorf("mode %d: got %+v; want %q with p50 > 0", i, m, want[i])
+		}
+	}
+	if hr := res.Modes[len(want)-1].HitRate; hr <= 0 {
+		t.Errorf("pooled mode hit rate: got %v; want > 0", hr)
+	}
+	return res
 }

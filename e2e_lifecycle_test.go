@@ -369,7 +369,7 @@ func TestMaxConns(t *testing.T) {
 			p := startWarmport(t, "forward", "--json", "--max-conns", strconv.Itoa(n), "--warm", strconv.Itoa(warm),
 				"--pool-ttl", "10m", "0", up.addr())
 			addr := p.waitReady(t)
-			up.waitAccepts(t, warm)
+			up.WaitAccepted(t, warm)
 
 			errs := make(chan error, clients)
 			for range clients {
@@ -398,7 +398,7 @@ func TestMaxConns(t *testing.T) {
 					t.Errorf("client not served: %v", err)
 				}
 			}
-			accepts, peak := up.stats()
+			accepts, peak := up.Accepted(), up.Peak()
 			t.Logf("upstream: %d accepts, at most %d at once", accepts, peak)
 			if limit := n + warm; peak > limit {
 				t.Errorf("connections open at the upstream at once: got %d; want at most %d (--max-conns %d, --warm %d)", peak, limit, n, warm)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // Through --via, REMOTE's candidates are each dialed by the SSH server (a
@@ -34,7 +35,7 @@ func TestViaCandidatesAndProxyHeader(t *testing.T) {
 		io.Copy(c, br)
 		c.CloseWrite()
 	})
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	dead := fmt.Sprintf("127.0.0.1:%d", testsrv.FreePort(t))
 	args := append(append([]string{"forward", "--json", "-q", "--warm", "1", "--proxy-protocol", "v2"}, s.args()...), "127.0.0.1:0", dead+","+up.addr())
 	p := startWarmportEnv(t, s.env(), args...)
 	addr := p.waitReady(t)

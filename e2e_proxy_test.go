@@ -6,114 +6,16 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
-// haproxyFront is a real HAProxy with accept-proxy on its bind line in
-// front of a backend that learns the client from HAProxy's own header
-// (send-proxy-v2) and answers "SRC DST LINE": what it prints is what
-// HAProxy took from warmport's header. HAProxy drops a connection whose
-// header is missing or malformed, so an answer proves it parsed one.
-type haproxyFront struct {
-	addr    string
-	backend atomic.Int64 // connections that reached the backend
-}
-
-func startHAProxyFront(t *testing.T) *haproxyFront {
-	t.Helper()
-	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		t.Fatalf("haproxy not found (install the Debian package haproxy): %v", err)
-	}
-	h := &haproxyFront{}
-	back, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { back.Close() })
-	go func() {
-		pl := &proxyproto.Listener{Listener: back, Policy: func(net.Addr) (proxyproto.Policy, error) { return proxyproto.REQUIRE, nil }}
-		for {
-			c, err := pl.Accept()
-			if err != nil {
-				return
-			}
-			h.backend.Add(1)
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(ioTimeout))
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err == nil {
-					fmt.Fprintf(c, "%s %s %s", c.RemoteAddr(), c.LocalAddr(), line)
-				}
-			}()
-		}
-	}()
-	front := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
-	conf := fmt.Sprintf(`global
-    log stderr format raw local0 info
-defaults
-    mode tcp
-    log global
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend fe
-    bind %s accept-proxy
-    default_backend be
-backend be
-    server s1 %s send-proxy-v2
-`, front, back.Addr())
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out lockedBuffer
-	cmd := exec.Command(bin, "-f", cfg, "-db")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start haproxy: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("haproxy output:\n%s", out.String())
-		}
-	})
-	// HAProxy prints nothing when it is ready: wait (bounded) until it
-	// answers a connection, or exits.
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		if c, err := net.Dial("tcp", front); err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("haproxy exited (%v):\n%s", err, out.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy not listening on %s within %v:\n%s", front, readyTimeout, out.String())
-		}
-	}
-	h.addr = front
-	return h
-}
-
-// ask sends line on c and returns the backend's answer.
+// askLine sends line on c and returns the backend's answer.
 func askLine(t *testing.T, c net.Conn, line string) string {
 	t.Helper()
 	defer c.Close()
@@ -132,11 +34,11 @@ func askLine(t *testing.T, c net.Conn, line string) string {
 // client and the address it reached, on warm and cold upstreams, v1 and
 // v2; for a Unix client (no address) it falls back to the connection's own.
 func TestProxyProtocolThroughHAProxy(t *testing.T) {
-	h := startHAProxyFront(t)
+	h := testsrv.StartHAProxy(t)
 	for _, v := range []string{"v1", "v2"} {
 		for _, warm := range []string{"0", "2"} {
 			t.Run(v+" warm "+warm, func(t *testing.T) {
-				p := startWarmport(t, "forward", "--json", "--proxy-protocol", v, "--warm", warm, "127.0.0.1:0", h.addr)
+				p := startWarmport(t, "forward", "--json", "--proxy-protocol", v, "--warm", warm, "127.0.0.1:0", h.Addr)
 				addr := p.waitReady(t)
 				if warm != "0" {
 					p.waitPoolIdle(t, 2)
@@ -173,7 +75,7 @@ func TestProxyProtocolThroughHAProxy(t *testing.T) {
 				t.Skip("this build has no Unix sockets (TestUnixSockets checks it says so)")
 			}
 			path := filepath.Join(t.TempDir(), "s")
-			p := startWarmport(t, "forward", "--proxy-protocol", v, "--warm", "0", "unix:"+path, h.addr)
+			p := startWarmport(t, "forward", "--proxy-protocol", v, "--warm", "0", "unix:"+path, h.Addr)
 			p.waitReady(t)
 			c, err := net.DialTimeout("unix", path, 10*time.Second)
 			if err != nil {
@@ -183,8 +85,8 @@ func TestProxyProtocolThroughHAProxy(t *testing.T) {
 			f := strings.Fields(got)
 			// Unknown origin: HAProxy uses its own connection's addresses,
 			// warmport's upstream socket and its own front.
-			if len(f) != 3 || f[1] != h.addr || !strings.HasPrefix(f[0], "127.0.0.1:") || f[2] != "hi" {
-				t.Errorf("backend answered %q; want \"127.0.0.1:PORT %s hi\"", got, h.addr)
+			if len(f) != 3 || f[1] != h.Addr || !strings.HasPrefix(f[0], "127.0.0.1:") || f[2] != "hi" {
+				t.Errorf("backend answered %q; want \"127.0.0.1:PORT %s hi\"", got, h.Addr)
 			}
 			p.stop(t)
 		})

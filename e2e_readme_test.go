@@ -7,60 +7,21 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/warmport/warmport/recycle/realserver"
+	"github.com/warmport/warmport/upstream/sshvia/sshdtest"
 )
 
 // server is a real server process the test started.
 type server struct {
 	addr string
 	dir  string
-}
-
-// startServer runs argv (its binary from the Debian package pkg) and waits,
-// bounded, until it accepts connections on port.
-func startServer(t *testing.T, pkg string, port int, argv ...string) {
-	t.Helper()
-	if _, err := exec.LookPath(argv[0]); err != nil {
-		t.Fatalf("%s not found: install the Debian package %s", argv[0], pkg)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", argv[0], err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-done:
-			t.Fatalf("%s exited at start:\n%s", argv[0], out.String())
-		case <-time.After(10 * time.Millisecond): // another process's port: nothing to wait on
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not listen on %s within %v:\n%s", argv[0], addr, readyTimeout, out.String())
-		}
-	}
 }
 
 func startRedis(t *testing.T) server {
@@ -73,30 +34,6 @@ func startNginx(t *testing.T) server {
 	t.Helper()
 	s := realserver.Nginx(t, `location / { return 200 "ok\n"; }`)
 	return server{addr: s.Addr, dir: s.Dir}
-}
-
-// startSshd runs OpenSSH's sshd on a free port with a host key of its own,
-// logging to dir/sshd.log.
-func startSshd(t *testing.T) server {
-	t.Helper()
-	dir, port := t.TempDir(), freePort(t)
-	key := filepath.Join(dir, "hostkey")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen (Debian package openssh-client): %v\n%s", err, out)
-	}
-	conf := fmt.Sprintf("Port %d\nListenAddress 127.0.0.1\nHostKey %s\nPidFile %s/sshd.pid\nUsePAM no\nStrictModes no\nLogLevel VERBOSE\n",
-		port, key, dir)
-	path := filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// sshd refuses to start without its privilege separation directory,
-	// which Debian's ssh.service creates (RuntimeDirectory=sshd).
-	if _, err := os.Stat("/run/sshd"); err != nil && os.Geteuid() == 0 {
-		os.MkdirAll("/run/sshd", 0o755)
-	}
-	startServer(t, "openssh-server", port, "/usr/sbin/sshd", "-D", "-f", path, "-E", filepath.Join(dir, "sshd.log"))
-	return server{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir}
 }
 
 // runnableBlock is a README code block marked `<!-- runnable -->`, with
@@ -184,29 +121,24 @@ func TestREADMEScripts(t *testing.T) {
 // three busy loops, it never did), so it runs while the other tests of this
 // package wait.
 func TestUnusedWarmConnectionsEndPolitely(t *testing.T) {
-	sshd := startSshd(t)
-	p := startWarmport(t, "forward", "-q", "--warm", "2", "--pool-ttl", "300ms", "0", sshd.addr)
+	sshd := sshdtest.New(t, os.DevNull, "LogLevel VERBOSE")
+	sshd.Start()
+	p := startWarmport(t, "forward", "-q", "--warm", "2", "--pool-ttl", "300ms", "0", sshd.Addr())
 	p.waitReady(t)
-	log := filepath.Join(sshd.dir, "sshd.log")
+	// The first two expired connections, at least.
 	ended := regexp.MustCompile(`(?m)^kex_exchange_identification: .*$`)
-	deadline := time.Now().Add(readyTimeout)
-	var b []byte
-	for len(ended.FindAll(b, -1)) < 2 { // the first two expired connections, at least
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd logged %d ended connections within %v; want 2\n%s", len(ended.FindAll(b, -1)), readyTimeout, b)
-		}
-		time.Sleep(50 * time.Millisecond) // another process's log file: nothing to wait on
-		b, _ = os.ReadFile(log)
-	}
+	sshd.Proc().WaitOutput(t, "two ended connections in sshd's log", func(log string) bool {
+		return len(ended.FindAllString(log, -1)) >= 2
+	})
 	r := p.stop(t)
 	if r.status != 0 {
 		t.Errorf("exit status: got %d; want 0\n%s", r.status, r.stderr)
 	}
-	b, _ = os.ReadFile(log)
-	if strings.Contains(string(b), "reset by peer") || strings.Contains(string(b), "Connection reset") {
+	b := sshd.Proc().Output()
+	if strings.Contains(b, "reset by peer") || strings.Contains(b, "Connection reset") {
 		t.Errorf("sshd's log shows resets; want every unused warm connection to end with a FIN:\n%s", b)
 	}
-	if !strings.Contains(string(b), "Connection closed by remote host") {
+	if !strings.Contains(b, "Connection closed by remote host") {
 		t.Errorf("sshd's log: no \"Connection closed by remote host\"; want one per expired connection:\n%s", b)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // TestHalfCloseConcurrentClients: 100 clients at once send up to 2 MiB,
@@ -171,14 +173,14 @@ func TestUpstreamDownThenUp(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			remote := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+			remote := net.JoinHostPort("127.0.0.1", strconv.Itoa(testsrv.FreePort(t)))
 			args := append(append([]string{"forward", "--json", "--dial-timeout", "1m"}, tc.flags...), "0", remote)
 			p := startWarmport(t, args...)
 			addr := p.waitReady(t)
 
 			// The failed dial resets the client, maybe before its connect
 			// returned: its own port finds its record either way.
-			local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: freePort(t)}
+			local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: testsrv.FreePort(t)}
 			failed := local.String()
 			d := net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
 			n := 0
@@ -403,8 +405,8 @@ func TestStalePooledConnections(t *testing.T) {
 		up := startUpstream(t, closeIdle(200*time.Millisecond))
 		p := startWarmport(t, "forward", "--json", "--warm", "2", "--pool-ttl", "10m", "0", up.addr())
 		addr := p.waitReady(t)
-		up.waitAccepts(t, 2)
-		up.waitQuiet(t) // both warm connections are closed at the upstream
+		up.WaitAccepted(t, 2)
+		up.WaitOpen(t, 0) // both warm connections are closed at the upstream
 		client := echoOnce(t, addr, "hello")
 		sum := parseSummary(t, p.stop(t).stdout)
 		if rec := sum.record(t, client); rec.ClosedBy != "client" || rec.BytesUp != 5 || rec.BytesDown != 5 {
@@ -421,7 +423,7 @@ func TestStalePooledConnections(t *testing.T) {
 		up := startUpstream(t, resetFirst(2))
 		p := startWarmport(t, "forward", "--json", "--warm", "2", "--pool-ttl", "10m", "0", up.addr())
 		addr := p.waitReady(t)
-		up.waitAccepts(t, 2) // the two doomed ones are the pool's
+		up.WaitAccepted(t, 2) // the two doomed ones are the pool's
 		c, err := dialClient(addr)
 		if err != nil {
 			t.Fatal(err)

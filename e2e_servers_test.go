@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // startReuse runs `warmport forward --reuse PROTO [extra] 0 REMOTE` and returns it with
@@ -34,10 +36,7 @@ func startReuse(t *testing.T, proto, remote string, extra ...string) (*proc, str
 // Debian package to install) when it is missing or fails.
 func runTool(t *testing.T, pkg, name string, args ...string) string {
 	t.Helper()
-	bin, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found: install the Debian package %s", name, pkg)
-	}
+	bin := testsrv.Need(t, name, pkg)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()

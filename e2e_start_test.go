@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // TestSuggestedCommandsWork: a usage error that suggests a command suggests
@@ -66,7 +68,7 @@ func TestSuggestedCommandsWork(t *testing.T) {
 // with --require-remote it exits 1 before the ready line.
 func TestUnreachableRemote(t *testing.T) {
 	t.Parallel()
-	refused := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	refused := "127.0.0.1:" + strconv.Itoa(testsrv.FreePort(t))
 	for _, tc := range []struct{ name, remote, why string }{
 		{"does not resolve", "does-not-exist.invalid:80", "does-not-exist.invalid"},
 		{"refused", refused, "refused"},

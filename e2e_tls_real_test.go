@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/warmport/warmport/internal/testsrv"
 	"github.com/warmport/warmport/recycle/realserver"
 	"github.com/warmport/warmport/upstream/tlsup/tlstest"
 )
@@ -95,32 +96,17 @@ func TestTLSRedisCLI(t *testing.T) {
 // it comes back, then the client's EOF.
 func TestTLSStunnel(t *testing.T) {
 	ca := tlstest.NewCA(t, "test CA")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				n, err := io.Copy(io.Discard, c)
-				if err == nil {
-					fmt.Fprintf(c, "got %d bytes", n)
-				}
-			}()
+	backend := testsrv.Serve(t, "tcp", "", func(c net.Conn, _ func()) {
+		if n, err := io.Copy(io.Discard, c); err == nil {
+			fmt.Fprintf(c, "got %d bytes", n)
 		}
-	}()
+	})
 	for _, tc := range []struct {
 		name    string
 		options []string
 	}{{"TLS 1.3", nil}, {"TLS 1.2", []string{"sslVersionMax = TLSv1.2"}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := realserver.Stunnel(t, tlsFiles(t, ca), ln.Addr().String(), tc.options...)
+			srv := realserver.Stunnel(t, tlsFiles(t, ca), backend.Addr(), tc.options...)
 			p, addr := startTLS(t, srv.Addr, "--tls-ca", ca.File, "--warm", "1")
 			p.waitPoolIdle(t, 1)
 			c, err := dialClient(addr)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // binaryHasUnix says whether the warmport under test relays Unix sockets:
@@ -37,25 +39,7 @@ func unixEcho(t *testing.T, path, msg string) {
 // until the test ends and returns its path.
 func unixEchoServer(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "up.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.UnixConn).CloseWrite()
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return testsrv.Serve(t, "unix", "", testsrv.Echo).Addr()
 }
 
 func TestUnixSockets(t *testing.T) {

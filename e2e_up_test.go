@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // writeProfile writes text as a profile in a new directory and returns its path.
@@ -121,7 +123,7 @@ func TestUpProfileErrors(t *testing.T) {
 // listening: its fixed port stays free to take while it runs.
 func TestUpCheck(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
+	port := testsrv.FreePort(t)
 	path := writeProfile(t, fmt.Sprintf("warm = 0\n[forward.db]\nlocal = %d\nremote = \"127.0.0.1:1\"\n[forward.web]\nlocal = 0\nremote = \"127.0.0.1:2\"\n", port))
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
@@ -294,7 +296,7 @@ func TestUpListenFails(t *testing.T) {
 	}
 	defer busy.Close()
 	sock := filepath.Join(t.TempDir(), "first.sock")
-	port := freePort(t)
+	port := testsrv.FreePort(t)
 	path := writeProfile(t, fmt.Sprintf("warm = 0\n[forward.first]\nlocal = \"unix:%s\"\nremote = \"127.0.0.1:1\"\n[forward.second]\nlocal = %d\nremote = \"127.0.0.1:1\"\n[forward.third]\nlocal = %q\nremote = \"127.0.0.1:1\"\n",
 		sock, port, busy.Addr().String()))
 	r := runWarmport(t, "up", "-f", path)

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // handler serves one upstream connection. leave marks the connection as
@@ -24,18 +26,9 @@ import (
 // closes it); calling it is optional, the server calls it after the handler.
 type handler func(c *net.TCPConn, leave func())
 
-// upstream is a TCP server on 127.0.0.1 that counts what it sees.
-type upstream struct {
-	ln      *net.TCPListener
-	handle  handler
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	conns   map[*net.TCPConn]bool
-	accepts int
-	active  int
-	peak    int           // the most connections active at once
-	changed chan struct{} // closed and replaced at every accept
-}
+// upstream is a testsrv.Server on 127.0.0.1 (the tests' one
+// tracked-connection server) that runs a handler.
+type upstream struct{ *testsrv.Server }
 
 // startUpstream serves h on 127.0.0.1:0 until the test ends.
 func startUpstream(t *testing.T, h handler) *upstream {
@@ -45,101 +38,10 @@ func startUpstream(t *testing.T, h handler) *upstream {
 
 func startUpstreamOn(t *testing.T, addr string, h handler) *upstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("upstream listen on %s: %v", addr, err)
-	}
-	u := &upstream{ln: ln.(*net.TCPListener), handle: h, conns: map[*net.TCPConn]bool{}, changed: make(chan struct{})}
-	u.wg.Add(1)
-	go u.serve()
-	t.Cleanup(func() { u.close(t) })
-	return u
+	return &upstream{testsrv.Serve(t, "tcp", addr, func(c net.Conn, leave func()) { h(c.(*net.TCPConn), leave) })}
 }
 
-func (u *upstream) addr() string { return u.ln.Addr().String() }
-
-func (u *upstream) serve() {
-	defer u.wg.Done()
-	for {
-		c, err := u.ln.AcceptTCP()
-		if err != nil {
-			return
-		}
-		u.mu.Lock()
-		u.conns[c] = true
-		u.accepts++
-		u.active++
-		u.peak = max(u.peak, u.active)
-		close(u.changed)
-		u.changed = make(chan struct{})
-		u.mu.Unlock()
-		u.wg.Add(1)
-		go func() {
-			defer u.wg.Done()
-			var once sync.Once
-			leave := func() {
-				once.Do(func() {
-					u.mu.Lock()
-					u.active--
-					u.mu.Unlock()
-				})
-			}
-			u.handle(c, leave)
-			leave()
-			c.Close()
-			u.mu.Lock()
-			delete(u.conns, c)
-			u.mu.Unlock()
-		}()
-	}
-}
-
-// close stops the server and closes its connections, so every handler ends.
-func (u *upstream) close(t *testing.T) {
-	u.ln.Close()
-	u.mu.Lock()
-	for c := range u.conns {
-		c.Close()
-	}
-	u.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		u.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(exitTimeout):
-		t.Errorf("upstream handlers still running %v after close", exitTimeout)
-	}
-}
-
-// stats returns how many connections were accepted and the peak active.
-func (u *upstream) stats() (accepts, peak int) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.accepts, u.peak
-}
-
-// waitAccepts waits until the upstream has accepted at least n connections.
-func (u *upstream) waitAccepts(t *testing.T, n int) {
-	t.Helper()
-	timer := time.NewTimer(readyTimeout)
-	defer timer.Stop()
-	for {
-		u.mu.Lock()
-		got, ch := u.accepts, u.changed
-		u.mu.Unlock()
-		if got >= n {
-			return
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			t.Fatalf("upstream accepted %d connections in %v; want %d", got, readyTimeout, n)
-		}
-	}
-}
+func (u *upstream) addr() string { return u.Addr() }
 
 // echo sends back everything and passes the client's EOF on.
 func echo(c *net.TCPConn, _ func()) {
@@ -318,18 +220,6 @@ func echoOnce(t *testing.T, addr, msg string) (client string) {
 	return c.LocalAddr().String()
 }
 
-// freePort returns a 127.0.0.1 port that nothing listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
-}
-
 // runHelper is the child command of the child-mode tests, run by the test
 // binary itself when helperEnv is set. "dial" connects through the
 // forwarder at $WARMPORT_ADDR to an echo upstream and prints what it saw.
@@ -401,23 +291,5 @@ func resetFirst(n int) handler {
 		}
 		c.SetLinger(0) // Close sends RST
 		c.Read(make([]byte, 1))
-	}
-}
-
-// waitQuiet waits until no connection is open at the upstream.
-func (u *upstream) waitQuiet(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		u.mu.Lock()
-		active := u.active
-		u.mu.Unlock()
-		if active == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("upstream still has %d connections open after %v", active, readyTimeout)
-		}
-		time.Sleep(10 * time.Millisecond) // nothing to wait on: poll
 	}
 }

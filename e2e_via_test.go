@@ -319,31 +319,9 @@ func TestBenchVia(t *testing.T) {
 	if r.status != 0 {
 		t.Fatalf("exit status: got %d; want 0\nstderr: %s", r.status, r.stderr)
 	}
-	var res struct {
-		Via   string `json:"via"`
-		Modes []struct {
-			Name    string  `json:"name"`
-			P50     float64 `json:"p50_ms"`
-			HitRate float64 `json:"pool_hit_rate"`
-		} `json:"modes"`
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
-		t.Fatalf("stdout %q: %v", r.stdout, err)
-	}
+	res := parseBench(t, r.stdout, "new ssh connection per client", "warmport --via --warm 0", "warmport --via --warm 2")
 	if res.Via != s.via() {
 		t.Errorf("via: got %q; want %q", res.Via, s.via())
-	}
-	want := []string{"new ssh connection per client", "warmport --via --warm 0", "warmport --via --warm 2"}
-	if len(res.Modes) != len(want) {
-		t.Fatalf("modes: got %+v; want %q", res.Modes, want)
-	}
-	for i, m := range res.Modes {
-		if m.Name != want[i] || m.P50 <= 0 {
-			t.Errorf("mode %d: got %+v; want %q with p50 > 0", i, m, want[i])
-		}
-	}
-	if res.Modes[2].HitRate <= 0 {
-		t.Errorf("pooled mode hit rate: got %v; want > 0", res.Modes[2].HitRate)
 	}
 }
 

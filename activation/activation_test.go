@@ -1,18 +1,17 @@
 package activation
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 func TestParseLocal(t *testing.T) {
@@ -85,118 +84,28 @@ func TestListenerWithoutFDs(t *testing.T) {
 	}
 }
 
-// socketActivate finds the real systemd-socket-activate.
-func socketActivate(t *testing.T) string {
+// freeAddr is an address on 127.0.0.1 that nothing listened on a moment ago.
+func freeAddr(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{"/usr/bin/systemd-socket-activate", "/lib/systemd/systemd-socket-activate"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("systemd-socket-activate"); err == nil {
-		return p
-	}
-	t.Fatal("systemd-socket-activate not found (install the Debian package systemd)")
-	return ""
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// activated is systemd-socket-activate running the helper.
-type activated struct {
-	cmd     *exec.Cmd
-	mu      sync.Mutex
-	stderr  bytes.Buffer
-	exited  chan struct{} // closed when the program has exited, with waitErr set
-	waitErr error
+	return fmt.Sprintf("127.0.0.1:%d", testsrv.FreePort(t))
 }
 
 // startActivated runs systemd-socket-activate with args (its -l and
 // --fdname options), the helper as its program, and env for the helper; it
 // returns once every socket listens ("Listening on ... as N." on stderr).
-func startActivated(t *testing.T, listens int, args []string, env ...string) *activated {
+func startActivated(t *testing.T, listens int, args []string, env ...string) *testsrv.Proc {
 	t.Helper()
 	full := append(args, "-E", "WARMPORT_ACTIVATION_HELPER=serve")
 	for _, e := range env {
 		full = append(full, "-E", e)
 	}
 	full = append(full, os.Args[0], "-test.run=^$")
-	a := &activated{cmd: exec.Command(socketActivate(t), full...), exited: make(chan struct{})}
-	pipe, err := a.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatalf("start systemd-socket-activate: %v", err)
-	}
-	listening := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		n := 0
-		for sc.Scan() {
-			a.mu.Lock()
-			a.stderr.WriteString(sc.Text() + "\n")
-			a.mu.Unlock()
-			if strings.HasPrefix(sc.Text(), "Listening on ") {
-				if n++; n == listens {
-					close(listening)
-				}
-			}
-		}
-		a.waitErr = a.cmd.Wait()
-		close(a.exited)
-	}()
-	t.Cleanup(func() {
-		a.cmd.Process.Kill()
-		select {
-		case <-a.exited:
-		case <-time.After(10 * time.Second):
-		}
-		if t.Failed() {
-			t.Logf("systemd-socket-activate's stderr:\n%s", a.output())
-		}
+	p := testsrv.MustStart(t, exec.Command(testsrv.Need(t, "systemd-socket-activate", "systemd"), full...), "")
+	listening := regexp.MustCompile(`(?m)^Listening on `)
+	p.WaitOutput(t, fmt.Sprintf("%d sockets listening", listens), func(out string) bool {
+		return len(listening.FindAllString(out, -1)) >= listens
 	})
-	select {
-	case <-listening:
-	case <-a.exited:
-		t.Fatalf("systemd-socket-activate exited (%v) before listening:\n%s", a.waitErr, a.output())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("systemd-socket-activate not listening within 10 s:\n%s", a.output())
-	}
-	return a
-}
-
-func (a *activated) output() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.stderr.String()
-}
-
-// wait returns the program's exit code (bounded).
-func (a *activated) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-a.exited:
-		var ee *exec.ExitError
-		if errors.As(a.waitErr, &ee) {
-			return ee.ExitCode()
-		}
-		if a.waitErr != nil {
-			t.Fatalf("wait: %v", a.waitErr)
-		}
-		return 0
-	case <-time.After(20 * time.Second):
-		t.Fatalf("the activated program did not exit within 20 s:\n%s", a.output())
-		return -1
-	}
+	return p
 }
 
 // The real systemd-socket-activate, for a TCP and a Unix socket: the first
@@ -206,13 +115,13 @@ func (a *activated) wait(t *testing.T) int {
 func TestSystemdSocketActivate(t *testing.T) {
 	for _, network := range []string{"tcp", "unix"} {
 		t.Run(network, func(t *testing.T) {
-			addr := freePort(t)
+			addr := freeAddr(t)
 			if network == "unix" {
 				addr = filepath.Join(t.TempDir(), "db.sock")
 			}
 			a := startActivated(t, 1, []string{"-l", addr}, "HELPER_IDLE=300ms")
 			got := ask(t, network, addr, "hello")
-			if want := strconv.Itoa(a.cmd.Process.Pid); got["pid"] != want {
+			if want := strconv.Itoa(a.Pid()); got["pid"] != want {
 				t.Errorf("served by pid %s; want %s (systemd-socket-activate execs the program)", got["pid"], want)
 			}
 			if got["env"] != "" {
@@ -222,7 +131,7 @@ func TestSystemdSocketActivate(t *testing.T) {
 				t.Errorf("a child inherits %q; want %q (no LISTEN_FDS, no socket)", got["child"], want)
 			}
 			ask(t, network, addr, "again") // the same process, still serving
-			if code := a.wait(t); code != 0 {
+			if code := a.Wait(t); code != 0 {
 				t.Errorf("exit code %d after idle; want 0", code)
 			}
 		})
@@ -242,7 +151,7 @@ func TestNamedSockets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			first, second := freePort(t), freePort(t)
+			first, second := freeAddr(t), freeAddr(t)
 			a := startActivated(t, 2, []string{"-l", first, "-l", second, "--fdname=first:second"},
 				"HELPER_IDLE=300ms", "HELPER_NAME="+tt.name)
 			if tt.wantErr == "" {
@@ -254,10 +163,10 @@ func TestNamedSockets(t *testing.T) {
 				}
 				defer c.Close()
 			}
-			if code := a.wait(t); code != tt.wantCode {
+			if code := a.Wait(t); code != tt.wantCode {
 				t.Errorf("exit code %d; want %d", code, tt.wantCode)
 			}
-			if out := a.output(); tt.wantErr != "" && !strings.Contains(out, tt.wantErr) {
+			if out := a.Output(); tt.wantErr != "" && !strings.Contains(out, tt.wantErr) {
 				t.Errorf("stderr:\n%s\nwant the line %q", out, tt.wantErr)
 			}
 		})

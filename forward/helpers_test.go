@@ -8,31 +8,22 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // testTimeout bounds every wait in this package's tests.
 const testTimeout = 20 * time.Second
 
-// upstream is the tests' one tracked-connection server: a real TCP server
-// on 127.0.0.1:0, or a Unix socket in a temporary directory, that runs
-// handle for each connection, counts how many it holds open, and closes
-// them all when the test ends.
+// upstream is a testsrv.Server (the tests' one tracked-connection server),
+// with its address as REMOTE writes it.
 type upstream struct {
-	ln       net.Listener
-	remote   string // its address as REMOTE writes it
-	accepted atomic.Int64
-	open     atomic.Int64
-	maxOpen  atomic.Int64
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	conns    map[net.Conn]bool
+	*testsrv.Server
+	remote string
 }
 
 // startUpstream starts a TCP upstream.
@@ -45,60 +36,17 @@ func startUpstream(t testing.TB, handle func(c *net.TCPConn)) *upstream {
 // connection type handle takes (*net.TCPConn, or stream for either).
 func startServer[C net.Conn](t testing.TB, network string, handle func(C)) *upstream {
 	t.Helper()
-	addr := "127.0.0.1:0"
-	if network == "unix" {
-		addr = filepath.Join(t.TempDir(), "up.sock")
-	}
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &upstream{ln: ln, remote: ln.Addr().String(), conns: make(map[net.Conn]bool)}
+	s := testsrv.Serve(t, network, "", func(c net.Conn, _ func()) { handle(c.(C)) })
+	u := &upstream{Server: s, remote: s.Addr()}
 	if network == "unix" {
 		u.remote = "unix:" + u.remote
 	}
-	u.wg.Add(1)
-	go func() {
-		defer u.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u.accepted.Add(1)
-			n := u.open.Add(1)
-			for m := u.maxOpen.Load(); n > m && !u.maxOpen.CompareAndSwap(m, n); m = u.maxOpen.Load() {
-			}
-			u.mu.Lock()
-			u.conns[c] = true
-			u.mu.Unlock()
-			u.wg.Add(1)
-			go func() {
-				defer u.wg.Done()
-				defer u.open.Add(-1)
-				defer c.Close()
-				handle(c.(C))
-				u.mu.Lock()
-				delete(u.conns, c)
-				u.mu.Unlock()
-			}()
-		}
-	}()
-	t.Cleanup(u.close)
 	return u
 }
 
 func (u *upstream) addr() string { return u.remote }
 
-func (u *upstream) close() {
-	u.ln.Close()
-	u.mu.Lock()
-	for c := range u.conns {
-		c.Close()
-	}
-	u.mu.Unlock()
-	u.wg.Wait()
-}
+func (u *upstream) close() { u.Close() }
 
 // startForwarder runs a Forwarder on 127.0.0.1:0 to remote until the test
 // ends, and returns it with the address clients dial.

@@ -20,17 +20,17 @@ func TestFlushRewarmsThroughTheDial(t *testing.T) {
 
 	target.Store(newUp)
 	p.Flush()
-	waitFor(t, "the old upstream's connections closed", func() bool { return oldUp.open.Load() == 0 })
-	waitFor(t, "two warm connections to the new upstream", func() bool { return newUp.accepted.Load() == 2 && p.Stats().Idle == 2 })
+	waitFor(t, "the old upstream's connections closed", func() bool { return oldUp.Open() == 0 })
+	waitFor(t, "two warm connections to the new upstream", func() bool { return newUp.Accepted() == 2 && p.Stats().Idle == 2 })
 	for i := 0; i < 2; i++ {
 		c := mustGet(t, p, Warm)
 		mustRoundTrip(t, c)
-		if got, want := c.RemoteAddr().String(), newUp.addr; got != want {
+		if got, want := c.RemoteAddr().String(), newUp.Addr(); got != want {
 			t.Errorf("borrow %d: got a connection to %s; want %s", i, got, want)
 		}
 		c.Close()
 	}
-	if got := oldUp.accepted.Load(); got != 2 {
+	if got := oldUp.Accepted(); got != 2 {
 		t.Errorf("old upstream accepted %d; want 2 (the first warm ones only)", got)
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"sync"
-	"sync/atomic"
+	"runtime/metrics"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 const (
@@ -18,26 +20,9 @@ const (
 	greeting    = "SSH-2.0-test\r\n"
 )
 
-// upstream is a test server on 127.0.0.1:0 that runs handle on each accepted
-// connection and closes it when handle returns.
-type upstream struct {
-	t      testing.TB
-	handle func(net.Conn)
-	addr   string
-
-	accepted atomic.Int64 // connections ever accepted (and seen by closeAll)
-	open     atomic.Int64 // accepted and not yet closed by the server
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[string]*serverConn // by the client's address
-	wg    sync.WaitGroup
-}
-
-type serverConn struct {
-	c    net.Conn
-	done chan struct{} // closed once the server closed c
-}
+// upstream is a testsrv.Server on 127.0.0.1 (the tests' one
+// tracked-connection server) that the pool dials.
+type upstream struct{ *testsrv.Server }
 
 func startUpstream(t testing.TB, handle func(net.Conn)) *upstream {
 	t.Helper()
@@ -46,93 +31,12 @@ func startUpstream(t testing.TB, handle func(net.Conn)) *upstream {
 
 func startUpstreamAt(t testing.TB, addr string, handle func(net.Conn)) *upstream {
 	t.Helper()
-	u := &upstream{t: t, handle: handle, addr: addr, conns: map[string]*serverConn{}}
-	u.listen()
-	t.Cleanup(u.stop)
-	return u
-}
-
-// listen (re)starts the server on u.addr.
-func (u *upstream) listen() {
-	u.t.Helper()
-	ln, err := net.Listen("tcp", u.addr)
-	if err != nil {
-		u.t.Fatalf("listen %s: %v", u.addr, err)
-	}
-	u.addr = ln.Addr().String()
-	u.mu.Lock()
-	u.ln = ln
-	u.mu.Unlock()
-	u.wg.Add(1)
-	go u.acceptLoop(ln)
-}
-
-func (u *upstream) acceptLoop(ln net.Listener) {
-	defer u.wg.Done()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		sc := &serverConn{c: c, done: make(chan struct{})}
-		u.mu.Lock()
-		if u.ln != ln { // stopped meanwhile: closeAll has run
-			u.mu.Unlock()
-			c.Close()
-			return
-		}
-		u.conns[c.RemoteAddr().String()] = sc
-		u.accepted.Add(1) // once closeAll can see it
-		u.open.Add(1)
-		u.wg.Add(1)
-		u.mu.Unlock()
-		go func() {
-			defer u.wg.Done()
-			u.handle(c)
-			c.Close()
-			u.open.Add(-1)
-			close(sc.done)
-		}()
-	}
-}
-
-// closeAll closes every connection the server holds.
-func (u *upstream) closeAll() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for _, sc := range u.conns {
-		sc.c.Close()
-	}
-}
-
-// stop closes the listener and every connection, and waits for the handlers.
-func (u *upstream) stop() {
-	u.mu.Lock()
-	if u.ln != nil {
-		u.ln.Close()
-		u.ln = nil
-	}
-	u.mu.Unlock()
-	u.closeAll()
-	u.wg.Wait()
-}
-
-// serverSide returns the server's end of the client connection c.
-func (u *upstream) serverSide(c net.Conn) *serverConn {
-	u.t.Helper()
-	var sc *serverConn
-	waitFor(u.t, "upstream to accept "+c.LocalAddr().String(), func() bool {
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		sc = u.conns[c.LocalAddr().String()]
-		return sc != nil
-	})
-	return sc
+	return &upstream{testsrv.Serve(t, "tcp", addr, func(c net.Conn, _ func()) { handle(c) })}
 }
 
 func (u *upstream) dial(ctx context.Context) (*net.TCPConn, error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", u.addr)
+	c, err := d.DialContext(ctx, "tcp", u.Addr())
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +107,7 @@ func waitIdle(t *testing.T, p *Pool[*net.TCPConn], n int) {
 func waitClosed(t *testing.T, u *upstream, c net.Conn) {
 	t.Helper()
 	select {
-	case <-u.serverSide(c).done:
+	case <-u.Ended(t, c):
 	case <-time.After(waitTimeout):
 		t.Fatalf("upstream never saw %v closed", c.LocalAddr())
 	}
@@ -273,13 +177,6 @@ func mustGet(t *testing.T, p *Pool[*net.TCPConn], want Source) *net.TCPConn {
 	return c
 }
 
-// dialingNow returns the background dials in flight.
-func dialingNow(p *Pool[*net.TCPConn]) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.dialing
-}
-
 // openFDs counts this process's open file descriptors (Linux only; -1 else).
 func openFDs() int {
 	if runtime.GOOS != "linux" {
@@ -290,4 +187,27 @@ func openFDs() int {
 		return -1
 	}
 	return len(ents)
+}
+
+// goroutine names the goroutine that calls it ("goroutine 42"): the only
+// way Go shows which goroutine does a thing, here the pool's dials.
+func goroutine() string {
+	var b [64]byte
+	f := strings.Fields(string(b[:runtime.Stack(b[:], false)]))
+	return f[0] + " " + f[1]
+}
+
+// cpuWhile returns the CPU time the Go code of this process used while f
+// ran, across all goroutines: what a goroutine that spins instead of
+// waiting would burn. The runtime adds it up at each GC, so it forces one
+// on both sides.
+func cpuWhile(f func()) time.Duration {
+	s := []metrics.Sample{{Name: "/cpu/classes/user:cpu-seconds"}}
+	runtime.GC()
+	metrics.Read(s)
+	before := s[0].Value.Float64()
+	f()
+	runtime.GC()
+	metrics.Read(s)
+	return time.Duration((s[0].Value.Float64() - before) * float64(time.Second))
 }

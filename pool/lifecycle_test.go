@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"runtime"
 	"strings"
@@ -16,7 +17,8 @@ import (
 func TestNoDialStorm(t *testing.T) {
 	const clients, warm, slack = 20, 2, 2
 	u := startUpstream(t, echo)
-	p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: warm})
+	var reported atomic.Int64 // background dials that ended
+	p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: warm, OnDial: func(error) { reported.Add(1) }})
 	waitIdle(t, p, warm)
 
 	var wg sync.WaitGroup
@@ -46,13 +48,18 @@ func TestNoDialStorm(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	waitFor(t, "background dials to finish", func() bool { return dialingNow(p) == 0 })
+	// Refilled to Warm, no background dial is left to start; every one
+	// that did has ended once all dials but the misses' are reported.
+	waitFor(t, "background dials to finish", func() bool {
+		s := p.Stats()
+		return s.Idle == warm && uint64(reported.Load()) == s.Dials-s.Misses
+	})
 	for c := range conns {
 		c.Close()
 	}
 	s := p.Stats()
-	waitFor(t, "the upstream to accept every dial", func() bool { return uint64(u.accepted.Load()) == s.Dials })
-	if got := u.accepted.Load(); got > clients+warm+slack {
+	waitFor(t, "the upstream to accept every dial", func() bool { return uint64(u.Accepted()) == s.Dials })
+	if got := u.Accepted(); got > clients+warm+slack {
 		t.Fatalf("upstream accepted %d; want at most %d", got, clients+warm+slack)
 	}
 	if s.Hits+s.Misses != clients || s.Idle > warm {
@@ -68,7 +75,7 @@ func TestUpstreamDownNoRefillLoop(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // dials are now refused
 
-	var attempts atomic.Int64
+	var attempts, failed atomic.Int64 // dials tried; background ones that failed
 	dial := func(ctx context.Context) (*net.TCPConn, error) {
 		attempts.Add(1)
 		var d net.Dialer
@@ -78,13 +85,18 @@ func TestUpstreamDownNoRefillLoop(t *testing.T) {
 		}
 		return c.(*net.TCPConn), nil
 	}
-	p := newPool(t, Config[*net.TCPConn]{Dial: dial, Warm: 2, TTL: 50 * time.Millisecond})
-	waitFor(t, "the first fill to fail", func() bool { return attempts.Load() == 2 && dialingNow(p) == 0 })
+	onDial := func(err error) {
+		if err != nil {
+			failed.Add(1)
+		}
+	}
+	p := newPool(t, Config[*net.TCPConn]{Dial: dial, Warm: 2, TTL: 50 * time.Millisecond, OnDial: onDial})
+	waitFor(t, "the first fill to fail", func() bool { return failed.Load() == 2 })
 	// No signal announces a dial that should not happen: watch for a while.
 	const window = 100 * time.Millisecond
 	time.Sleep(window)
 	p.reap(time.Now().Add(time.Hour))
-	if got := attempts.Load(); got != 2 || dialingNow(p) != 0 {
+	if got := attempts.Load(); got != 2 {
 		t.Fatalf("dial attempts after a failed fill: got %d; want 2", got)
 	}
 
@@ -93,10 +105,7 @@ func TestUpstreamDownNoRefillLoop(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNREFUSED) || !strings.HasPrefix(err.Error(), "dial upstream: ") || src != Cold {
 		t.Fatalf("Get: got %v, %v; want cold, dial upstream: ... connection refused", src, err)
 	}
-	if got := dialingNow(p); got != 0 {
-		t.Fatalf("background dials after a failed Get: got %d; want 0", got)
-	}
-	time.Sleep(window)
+	time.Sleep(window) // a background dial it started would be an attempt by now
 	if got := attempts.Load(); got != 3 {
 		t.Fatalf("dial attempts: got %d; want 3", got)
 	}
@@ -127,7 +136,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 
-	waitFor(t, "the upstream to see every connection closed", func() bool { return u.open.Load() == 0 })
+	waitFor(t, "the upstream to see every connection closed", func() bool { return u.Open() == 0 })
 	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= g0 })
 	if fd0 >= 0 {
 		waitFor(t, "file descriptors back to the baseline", func() bool { return openFDs() <= fd0 })
@@ -140,7 +149,10 @@ func TestCloseLeavesNothing(t *testing.T) {
 func TestCloseCancelsDials(t *testing.T) {
 	g0 := runtime.NumGoroutine()
 	started := make(chan struct{}, 2)
+	var inFlight atomic.Int64
 	dial := func(ctx context.Context) (*net.TCPConn, error) {
+		inFlight.Add(1)
+		defer inFlight.Add(-1)
 		started <- struct{}{}
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -157,8 +169,8 @@ func TestCloseCancelsDials(t *testing.T) {
 		}
 	}
 	p.Close() // returns only once both dials gave up
-	if got := dialingNow(p); got != 0 {
-		t.Fatalf("dialing after Close: got %d; want 0", got)
+	if got := inFlight.Load(); got != 0 {
+		t.Fatalf("dials in flight after Close: got %d; want 0", got)
 	}
 	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= g0 })
 }
@@ -180,23 +192,33 @@ func TestAfterClose(t *testing.T) {
 	if _, err := c.Write([]byte{'x'}); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Write after Put: got %v; want %v", err, net.ErrClosed)
 	}
-	if s := p.Stats(); s.Idle != 0 || dialingNow(p) != 0 || s.Dials != 2 {
-		t.Fatalf("Idle, dialing, Dials: got %d, %d, %d; want 0, 0, 2", s.Idle, dialingNow(p), s.Dials)
+	// No signal announces a refill that should not happen: watch a while.
+	time.Sleep(50 * time.Millisecond)
+	if s := p.Stats(); s.Idle != 0 || s.Dials != 2 {
+		t.Fatalf("Idle, Dials: got %d, %d; want 0, 2 (no refill after Close)", s.Idle, s.Dials)
 	}
 }
 
 // A background dialer with nothing left to dial waits for the next refill
 // instead of exiting: under a steady run of borrows one goroutine does every
-// dial. Close wakes a waiting dialer at once, not after dialerLinger.
+// dial, and while it waits it takes no CPU. Close wakes a waiting dialer at
+// once, not after dialerLinger.
 func TestDialerWaitsForWork(t *testing.T) {
 	u := startUpstream(t, echo)
-	p, err := New(Config[*net.TCPConn]{Dial: u.dial, Warm: 1})
+	var mu sync.Mutex
+	dialsBy := map[string]int{} // dials made by each goroutine
+	dial := func(ctx context.Context) (*net.TCPConn, error) {
+		mu.Lock()
+		dialsBy[goroutine()]++
+		mu.Unlock()
+		return u.dial(ctx)
+	}
+	g0 := runtime.NumGoroutine()
+	p, err := New(Config[*net.TCPConn]{Dial: dial, Warm: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waiting := func() int { p.mu.Lock(); defer p.mu.Unlock(); return p.waiting }
 	waitIdle(t, p, 1)
-	waitFor(t, "the dialer to wait for work", func() bool { return waiting() == 1 })
 	for i := range 20 {
 		c, src, ok := p.TryGet()
 		if !ok || src != Warm {
@@ -204,26 +226,44 @@ func TestDialerWaitsForWork(t *testing.T) {
 		}
 		c.Close()
 		waitIdle(t, p, 1)
-		waitFor(t, "the dialer to wait again", func() bool { return waiting() > 0 })
-		if n := dialers(); n != 1 {
-			t.Fatalf("borrow %d: %d background dialers; want the one", i, n)
-		}
 	}
 	if d := p.Stats().Dials; d != 21 {
 		t.Fatalf("dials: got %d; want 21 (one, then one per borrow)", d)
 	}
+	mu.Lock()
+	if len(dialsBy) != 1 {
+		t.Errorf("dials by goroutine: got %v; want all 21 by one dialer", dialsBy)
+	}
+	mu.Unlock()
+	// No signal tells a waiting goroutine from a spinning one: watch the
+	// process's CPU for a while, with nothing to do but wait. A spinning
+	// dialer burns a whole window each time; a waiting pool next to none,
+	// though a loaded machine can stall the runtime once: take the least of
+	// three looks.
+	const window = 300 * time.Millisecond
+	least := time.Duration(math.MaxInt64)
+	for range 3 {
+		if least = min(least, cpuWhile(func() { time.Sleep(window) })); least < window/2 {
+			break
+		}
+	}
+	if least >= window/2 {
+		t.Errorf("CPU used by an idle pool in %v: got %v; want next to none (a waiting dialer sleeps)", window, least)
+	}
+
+	// Half the linger: the dialer began to wait less than that ago, so a
+	// Close that waited out its linger takes longer.
 	start := time.Now()
 	p.Close()
-	if waited := time.Since(start); waited >= dialerLinger {
+	if waited := time.Since(start); waited >= dialerLinger/2 {
 		t.Fatalf("Close took %v: it waited out the dialer's linger", waited)
 	}
-	if got := waiting(); got != 0 {
-		t.Fatalf("waiting dialers after Close: %d; want 0", got)
+	// A dialer Close did not wake would still wait for its linger.
+	deadline := time.Now().Add(dialerLinger / 2)
+	for runtime.NumGoroutine() > g0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines %v after Close: got %d; want at most %d, as before New", dialerLinger/2, runtime.NumGoroutine(), g0)
+		}
+		time.Sleep(waitTick)
 	}
-}
-
-// dialers counts the goroutines in dialIdle.
-func dialers() int {
-	buf := make([]byte, 1<<20)
-	return strings.Count(string(buf[:runtime.Stack(buf, true)]), ").dialIdle(")
 }

@@ -63,7 +63,7 @@ func TestNewValidates(t *testing.T) {
 func TestWarmFill(t *testing.T) {
 	u := startUpstream(t, echo)
 	p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 3})
-	waitFor(t, "3 connections accepted without a Get", func() bool { return u.accepted.Load() == 3 })
+	waitFor(t, "3 connections accepted without a Get", func() bool { return u.Accepted() == 3 })
 	waitIdle(t, p, 3)
 
 	c := mustGet(t, p, Warm)
@@ -74,7 +74,7 @@ func TestWarmFill(t *testing.T) {
 	}
 	// The refill brings the upstream back to 3 idle connections plus ours.
 	waitIdle(t, p, 3)
-	waitFor(t, "4 open upstream connections", func() bool { return u.open.Load() == 4 })
+	waitFor(t, "4 open upstream connections", func() bool { return u.Open() == 4 })
 	if s := p.Stats(); s.Dials != 4 || s.Misses != 0 {
 		t.Fatalf("Dials, Misses: got %d, %d; want 4, 0", s.Dials, s.Misses)
 	}
@@ -83,17 +83,17 @@ func TestWarmFill(t *testing.T) {
 func TestGetDropsStaleIdle(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		kill func(u *upstream)
+		kill func(t *testing.T, u *upstream)
 	}{
-		{"upstream closes its connections", (*upstream).closeAll},
-		{"upstream restarted on the same port", func(u *upstream) { u.stop(); u.listen() }},
+		{"upstream closes its connections", func(_ *testing.T, u *upstream) { u.CloseConns() }},
+		{"upstream restarted on the same port", func(t *testing.T, u *upstream) { u.Close(); u.Reopen(t) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			u := startUpstream(t, echo)
 			p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 2})
 			waitIdle(t, p, 2)
-			waitFor(t, "the upstream to accept both", func() bool { return u.accepted.Load() == 2 })
-			tt.kill(u)
+			waitFor(t, "the upstream to accept both", func() bool { return u.Accepted() == 2 })
+			tt.kill(t, u)
 			waitIdleDead(t, p, 2)
 			for i := range 4 {
 				c, _, _, err := p.Get(context.Background())
@@ -295,7 +295,7 @@ func TestLRUBound(t *testing.T) {
 	// The two least recently used, put first, were evicted and closed.
 	waitClosed(t, u, conns[0])
 	waitClosed(t, u, conns[1])
-	waitFor(t, "3 open upstream connections", func() bool { return u.open.Load() == 3 })
+	waitFor(t, "3 open upstream connections", func() bool { return u.Open() == 3 })
 	if s := p.Stats(); s.Evicted != 2 || s.Reused != 5 || s.Idle != 3 {
 		t.Fatalf("Evicted, Reused, Idle: got %d, %d, %d; want 2, 5, 3", s.Evicted, s.Reused, s.Idle)
 	}

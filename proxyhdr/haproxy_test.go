@@ -3,140 +3,32 @@
 package proxyhdr
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	proxyproto "github.com/pires/go-proxyproto"
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
-// haproxy runs a real HAProxy with `accept-proxy` on its bind line, in
-// front of a backend that learns the client from HAProxy's own header
-// (send-proxy-v2) and answers "SRC DST PAYLOAD\n". What the backend prints
-// is therefore what HAProxy took from our header.
-type haproxy struct {
-	addr    string
-	accepts atomic.Int64 // connections that reached the backend
-}
+// haproxy is a real HAProxy with accept-proxy, in front of a backend that
+// answers "SRC DST PAYLOAD\n": what HAProxy took from our header.
+type haproxy struct{ *testsrv.HAProxy }
 
-func startHAProxy(t *testing.T) *haproxy {
+func startHAProxy(t *testing.T) haproxy {
 	t.Helper()
-	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		t.Fatalf("haproxy not found (install the Debian package haproxy): %v", err)
-	}
-	h := &haproxy{}
-	back, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { back.Close() })
-	go h.serveBackend(back)
-
-	front := freePort(t)
-	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
-	conf := fmt.Sprintf(`global
-    log stderr format raw local0 info
-defaults
-    mode tcp
-    log global
-    timeout connect 5s
-    timeout client 10s
-    timeout server 10s
-frontend fe
-    bind %s accept-proxy
-    default_backend be
-backend be
-    server s1 %s send-proxy-v2
-`, front, back.Addr())
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "-f", cfg, "-db")
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start haproxy: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("haproxy output:\n%s", stderr.String())
-		}
-	})
-	// HAProxy says nothing when it is ready: wait (bounded) until it
-	// listens, or exits.
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if c, err := net.Dial("tcp", front); err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("haproxy exited (%v):\n%s", err, stderr.String())
-		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy not listening on %s within 10 s:\n%s", front, stderr.String())
-		}
-	}
-	h.addr = front
-	return h
-}
-
-func (h *haproxy) serveBackend(ln net.Listener) {
-	pl := &proxyproto.Listener{Listener: ln, Policy: func(net.Addr) (proxyproto.Policy, error) { return proxyproto.REQUIRE, nil }}
-	for {
-		c, err := pl.Accept()
-		if err != nil {
-			return
-		}
-		h.accepts.Add(1)
-		go func() {
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			line, err := bufio.NewReader(c).ReadString('\n')
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s %s %s", c.RemoteAddr(), c.LocalAddr(), line)
-		}()
-	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return haproxy{testsrv.StartHAProxy(t)}
 }
 
 // send writes raw (a header, or garbage) and a payload line to HAProxy,
 // and returns the backend's answer, the client's own address, and HAProxy's
 // address.
-func (h *haproxy) send(t *testing.T, raw []byte) (answer, self, peer string) {
+func (h haproxy) send(t *testing.T, raw []byte) (answer, self, peer string) {
 	t.Helper()
-	c, err := net.Dial("tcp", h.addr)
+	c, err := net.Dial("tcp", h.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,11 +79,11 @@ func TestHAProxyRejectsBadHeader(t *testing.T) {
 		"v2 bad length": truncated,
 	} {
 		t.Run(name, func(t *testing.T) {
-			before := h.accepts.Load()
+			before := h.Backend()
 			if answer, _, _ := h.send(t, raw); answer != "" {
 				t.Errorf("backend answered %q; want the connection closed unanswered", answer)
 			}
-			if got := h.accepts.Load() - before; got != 0 {
+			if got := h.Backend() - before; got != 0 {
 				t.Errorf("backend accepted %d connections; want 0", got)
 			}
 		})

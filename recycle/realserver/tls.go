@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // TLSFiles are the PEM files a TLS server is started with.
@@ -20,7 +22,7 @@ type TLSFiles struct {
 // Client certificates are not asked for unless args say so.
 func RedisTLS(t testing.TB, f TLSFiles, args ...string) *Server {
 	t.Helper()
-	bin := need(t, "redis-server", "redis-server")
+	bin := testsrv.Need(t, "redis-server", "redis-server")
 	dir := t.TempDir()
 	return start(t, dir, "Ready to accept connections", func(port int) *exec.Cmd {
 		a := []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--bind", "127.0.0.1",
@@ -35,10 +37,12 @@ func RedisTLS(t testing.TB, f TLSFiles, args ...string) *Server {
 // "sslVersionMax = TLSv1.2").
 func Stunnel(t testing.TB, f TLSFiles, backend string, options ...string) *Server {
 	t.Helper()
-	bin := need(t, "stunnel4", "stunnel4")
+	bin := testsrv.Need(t, "stunnel4", "stunnel4")
 	dir := t.TempDir()
-	return start(t, dir, "Configuration successful", func(port int) *exec.Cmd {
-		conf := fmt.Sprintf("foreground = yes\npid =\n[tls]\naccept = 127.0.0.1:%d\nconnect = %s\ncert = %s\nkey = %s\n", port, backend, f.Cert, f.Key)
+	// Ready once bound: "Configuration successful" comes before the bind,
+	// and "bound to" needs debug 6.
+	return start(t, dir, "bound to 127.0.0.1:", func(port int) *exec.Cmd {
+		conf := fmt.Sprintf("foreground = yes\npid =\ndebug = 6\n[tls]\naccept = 127.0.0.1:%d\nconnect = %s\ncert = %s\nkey = %s\n", port, backend, f.Cert, f.Key)
 		for _, o := range options {
 			conf += o + "\n"
 		}

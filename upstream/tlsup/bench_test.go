@@ -8,10 +8,12 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/warmport/warmport/internal/testsrv"
 	"github.com/warmport/warmport/upstream/tlsup/tlstest"
 )
 
@@ -30,9 +32,9 @@ func cpuNow() time.Duration {
 // connection, the other end being target (OPEN:/dev/null, OPEN:/dev/zero).
 func socatServer(b testing.TB, target string) string {
 	b.Helper()
-	bin := need(b, "socat", "socat")
-	port := freePort(b)
-	startServer(b, exec.Command(bin, "-d", "-d", "TCP-LISTEN:"+port+",bind=127.0.0.1,reuseaddr,fork", target), "listening on")
+	bin := testsrv.Need(b, "socat", "socat")
+	port := strconv.Itoa(testsrv.FreePort(b))
+	testsrv.MustStart(b, exec.Command(bin, "-d", "-d", "TCP-LISTEN:"+port+",bind=127.0.0.1,reuseaddr,fork", target), "listening on")
 	return "127.0.0.1:" + port
 }
 

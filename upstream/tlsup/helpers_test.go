@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/warmport/warmport/internal/testsrv"
 	"github.com/warmport/warmport/upstream/tlsup/tlstest"
 )
 
@@ -81,46 +81,11 @@ func waitQueued(t testing.TB, c *Conn) {
 	}
 }
 
-// plainServer is a TCP server on 127.0.0.1 that hands each connection to
-// handle, closing it after.
+// plainServer is a TCP server on 127.0.0.1 (testsrv's tracked one) that
+// hands each connection to handle, closing it after.
 func plainServer(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				handle(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
+	return testsrv.Serve(t, "tcp", "", func(c net.Conn, _ func()) { handle(c) }).Addr()
 }
 
 // localServer serves TLS for 127.0.0.1 with a certificate of ca.

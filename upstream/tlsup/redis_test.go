@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/warmport/warmport/internal/testsrv"
 	"github.com/warmport/warmport/upstream/tlsup/tlstest"
 )
 
@@ -124,7 +125,7 @@ func TestRedisMTLS(t *testing.T) {
 // TestRedisCLI: redis-cli, the real client, through a plaintext relay over
 // Conn, each command on a fresh connection.
 func TestRedisCLI(t *testing.T) {
-	cli := need(t, "redis-cli", "redis-tools")
+	cli := testsrv.Need(t, "redis-cli", "redis-tools")
 	ca := tlstest.NewCA(t, "test CA")
 	addr := redisTLS(t, ca)
 	cfg, err := Options{CAFile: ca.File}.Config("127.0.0.1")

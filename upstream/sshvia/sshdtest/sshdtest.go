@@ -9,8 +9,6 @@
 package sshdtest
 
 import (
-	"bufio"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,23 +17,20 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // Bin is OpenSSH's sshd as Debian installs it.
 const Bin = "/usr/sbin/sshd"
-
-// readyTimeout bounds the wait for sshd to listen or to exit: generous, for
-// a loaded machine under -race.
-const readyTimeout = 20 * time.Second
 
 // Server is one sshd of a test.
 type Server struct {
 	t       testing.TB
 	Dir     string // its config, host key and pid file
 	Port    int
-	HostPub string // the host key's public line, "ssh-ed25519 AAAA..."
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	HostPub string        // the host key's public line, "ssh-ed25519 AAAA..."
+	proc    *testsrv.Proc // running now, or nil
 }
 
 // Keygen makes an unencrypted ed25519 key pair at file (and file.pub) and
@@ -60,12 +55,7 @@ func Keygen(t testing.TB, file string) string {
 // FreePort is a port on 127.0.0.1 that nothing listened on a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testsrv.FreePort(t)
 }
 
 // New writes an sshd's files, not started yet: users log in with the keys in
@@ -111,84 +101,31 @@ func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
 func (s *Server) Start() time.Time {
 	s.t.Helper()
 	cmd := exec.Command(Bin, "-D", "-e", "-f", filepath.Join(s.Dir, "sshd_config"))
-	stderr, err := cmd.StderrPipe()
+	p, err := testsrv.Start(s.t, cmd, "Server listening on")
 	if err != nil {
-		s.t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("sshd: %v", err)
 	}
-	exited := make(chan struct{})
-	s.cmd, s.exited = cmd, exited
-	listening := make(chan time.Time, 1)
-	lines := make(chan string, 64)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "Server listening on") {
-				select {
-				case listening <- time.Now():
-				default:
-				}
-			}
-			select {
-			case lines <- sc.Text():
-			default: // the log is for a failed start only
-			}
-		}
-	}()
-	// Wait closes stderr's pipe, even while a connection's process that
-	// inherited it lives on.
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	select {
-	case at := <-listening:
-		return at
-	case <-exited:
-		s.t.Fatalf("sshd exited before listening: %s", drain(lines))
-	case <-time.After(readyTimeout):
-		s.t.Fatalf("sshd not listening after %v: %s", readyTimeout, drain(lines))
-	}
-	return time.Time{}
+	s.proc = p
+	return p.ReadyAt()
 }
 
-func drain(lines <-chan string) string {
-	var out []string
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				return strings.Join(out, " / ")
-			}
-			out = append(out, l)
-		case <-time.After(time.Second):
-			return strings.Join(out, " / ")
-		}
-	}
-}
+// Proc is the running sshd (its log is its Output), or nil.
+func (s *Server) Proc() *testsrv.Proc { return s.proc }
 
 // Kill ends sshd and the processes it forked for connections (each in a
 // session of its own, so not in its process group) at once.
 func (s *Server) Kill() {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
 	// Stopped, sshd forks no connection process between the look at /proc
 	// and the kill.
-	s.cmd.Process.Signal(syscall.SIGSTOP)
-	for _, pid := range Descendants(s.cmd.Process.Pid) {
+	s.proc.Signal(syscall.SIGSTOP)
+	for _, pid := range Descendants(s.proc.Pid()) {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	s.cmd.Process.Kill()
-	select {
-	case <-s.exited:
-	case <-time.After(readyTimeout):
-		s.t.Errorf("sshd still running %v after SIGKILL", readyTimeout)
-	}
-	s.cmd = nil
+	s.proc.Kill()
+	s.proc = nil
 }
 
 // Descendants lists pid's children and theirs, from /proc.

@@ -4,27 +4,21 @@
 package tlstest
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/warmport/warmport/internal/pki"
 )
 
-// CA is a certificate authority for tests; File holds its PEM certificate.
+// CA is a certificate authority for tests (a pki.CA); File holds its PEM
+// certificate.
 type CA struct {
-	Cert *x509.Certificate
-	Key  crypto.Signer
+	*pki.CA
 	PEM  []byte
 	File string
 	Pool *x509.CertPool
@@ -33,49 +27,25 @@ type CA struct {
 
 // Leaf is a certificate issued by a CA, with its PEM files.
 type Leaf struct {
-	TLS      tls.Certificate
-	CertPEM  []byte
-	KeyPEM   []byte
+	pki.Cert
 	CertFile string
 	KeyFile  string
 }
 
 // LeafOptions say what a Leaf is for. Zero NotBefore/NotAfter mean valid
 // from an hour ago for a day.
-type LeafOptions struct {
-	CommonName string
-	DNSNames   []string
-	IPs        []net.IP
-	Client     bool // a client certificate (clientAuth) instead of a server's
-	NotBefore  time.Time
-	NotAfter   time.Time
-}
+type LeafOptions = pki.Options
 
-var serial atomic.Int64
+var leaves atomic.Int64 // names the leaves' files
 
 // NewCA makes a CA whose files live in t.TempDir().
 func NewCA(t testing.TB, name string) *CA {
 	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial.Add(1)),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	c, err := pki.NewCA(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &CA{Cert: cert, Key: key, PEM: pemBlock("CERTIFICATE", der), dir: t.TempDir(), Pool: x509.NewCertPool()}
-	ca.Pool.AddCert(cert)
+	ca := &CA{CA: c, PEM: c.PEM(), Pool: c.Pool(), dir: t.TempDir()}
 	ca.File = WriteFile(t, ca.dir, "ca.pem", ca.PEM)
 	return ca
 }
@@ -83,39 +53,12 @@ func NewCA(t testing.TB, name string) *CA {
 // Issue makes a certificate signed by ca.
 func (ca *CA) Issue(t testing.TB, o LeafOptions) *Leaf {
 	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: o.CommonName},
-		DNSNames:     o.DNSNames,
-		IPAddresses:  o.IPs,
-		NotBefore:    o.NotBefore,
-		NotAfter:     o.NotAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if o.Client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	if tmpl.NotBefore.IsZero() {
-		tmpl.NotBefore = time.Now().Add(-time.Hour)
-	}
-	if tmpl.NotAfter.IsZero() {
-		tmpl.NotAfter = time.Now().Add(24 * time.Hour)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	c, err := ca.CA.Issue(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &Leaf{CertPEM: pemBlock("CERTIFICATE", der), KeyPEM: pemBlock("PRIVATE KEY", keyDER)}
-	if l.TLS, err = tls.X509KeyPair(l.CertPEM, l.KeyPEM); err != nil {
-		t.Fatal(err)
-	}
-	name := "leaf" + big.NewInt(tmpl.SerialNumber.Int64()).String()
+	l := &Leaf{Cert: *c}
+	name := "leaf" + strconv.FormatInt(leaves.Add(1), 10)
 	l.CertFile = WriteFile(t, ca.dir, name+".pem", l.CertPEM)
 	l.KeyFile = WriteFile(t, ca.dir, name+".key", l.KeyPEM)
 	return l
@@ -135,17 +78,4 @@ func WriteFile(t testing.TB, dir, name string, data []byte) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
-func pemBlock(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }

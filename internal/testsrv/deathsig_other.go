@@ -1,6 +1,6 @@
 //go:build !linux
 
-package realserver
+package testsrv
 
 import "syscall"
 
