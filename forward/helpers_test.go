@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/warmport/warmport/internal/testsrv"
+	"github.com/warmport/warmport/session"
 )
 
 // testTimeout bounds every wait in this package's tests.
@@ -81,7 +82,7 @@ func serve(t testing.TB, cfg Config) *Forwarder {
 }
 
 // shutdown stops f, draining for up to drain, and returns its summary.
-func shutdown(t *testing.T, f *Forwarder, drain time.Duration) *Summary {
+func shutdown(t *testing.T, f *Forwarder, drain time.Duration) *session.Summary {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
