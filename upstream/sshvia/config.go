@@ -52,6 +52,7 @@ type Config struct {
 	alive    time.Duration // ServerAliveInterval
 	aliveMax int           // ServerAliveCountMax
 	backoff  time.Duration // the first redial back-off
+	conns    int           // SSH connections; 0 means defaultConns
 	ciphers  []string      // cipher preference
 }
 

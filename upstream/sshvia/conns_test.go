@@ -1,0 +1,197 @@
+package sshvia
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The tunnel's several connections: where new channels go, and how a loss
+// of one or all of them reads.
+
+// waitConns waits until every keeper of tun has a connection.
+func waitConns(t testing.TB, tun *Tunnel) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		tun.mu.Lock()
+		live := 0
+		for _, c := range tun.conns {
+			if c != nil && c.dropped() == nil {
+				live++
+			}
+		}
+		n, ready := len(tun.conns), tun.ready
+		tun.mu.Unlock()
+		if live == n {
+			return
+		}
+		select {
+		case <-ready:
+		case <-timeout:
+			t.Fatalf("%d of %d connections up after 10s", live, n)
+		}
+	}
+}
+
+// openAll opens a tunnel of n connections to s and waits for all of them.
+func openAll(t testing.TB, e *testEnv, s *testServer, n int) *Tunnel {
+	t.Helper()
+	e.cfg.conns = n
+	tun := openTunnel(t, e, "tester@"+s.addr)
+	waitConns(t, tun)
+	return tun
+}
+
+// dialTwo dials a and then b to target, which go to two connections: the
+// one written to longest ago, then the other, as a's open was written last.
+func dialTwo(t testing.TB, tun *Tunnel, target string) (a, b *Channel) {
+	t.Helper()
+	a, b = dial(t, tun, target), dial(t, tun, target)
+	if a.LocalAddr().String() == b.LocalAddr().String() {
+		t.Fatalf("a and b both on %v; want two connections", a.LocalAddr())
+	}
+	return a, b
+}
+
+// TestDialSpreadsOverConnections: channels dialed one after another each go
+// to the connection written to longest ago, so three dials use three
+// connections, and each relays.
+func TestDialSpreadsOverConnections(t *testing.T) {
+	e := newEnv(t)
+	tun := openAll(t, e, serverFor(t, e), 3)
+	target := startTarget(t, echo)
+	seen := map[string]bool{}
+	var chans []*Channel
+	for range 3 {
+		ch := dial(t, tun, target)
+		seen[ch.LocalAddr().String()] = true
+		chans = append(chans, ch)
+	}
+	if len(seen) != 3 {
+		t.Fatalf("got channels on %d connections %v; want 3", len(seen), seen)
+	}
+	for i, ch := range chans {
+		msg := []byte(strings.Repeat("x", i+1))
+		roundTrip(t, ch, msg, msg)
+	}
+}
+
+// TestAwaitingSteersDial: a channel handed to a client (probed) whose first
+// reply has not come keeps new channels off its connection, even when that
+// connection is the one written to longest ago; its reply ends that.
+func TestAwaitingSteersDial(t *testing.T) {
+	e := newEnv(t)
+	tun := openAll(t, e, serverFor(t, e), 2)
+	target := startTarget(t, echo)
+	a, b := dialTwo(t, tun, target)
+	if err := a.Probe(); err != nil {
+		t.Fatalf("Probe: %v", err)
+	}
+	c := dial(t, tun, target)
+	if got, want := c.LocalAddr().String(), b.LocalAddr().String(); got != want {
+		t.Fatalf("c on %v; want %v, not a's connection, where a awaits its first reply", got, want)
+	}
+	if got := a.conn.awaiting.Load(); got != 1 {
+		t.Fatalf("awaiting on a's connection: got %d; want 1", got)
+	}
+	roundTrip(t, a, []byte("ping"), []byte("ping"))
+	if got := a.conn.awaiting.Load(); got != 0 {
+		t.Fatalf("awaiting on a's connection after its reply: got %d; want 0", got)
+	}
+}
+
+// TestAwaitingEndsWithoutReply: a borrowed channel that is closed, aborted
+// or reads only its target's EOF awaits nothing any more.
+func TestAwaitingEndsWithoutReply(t *testing.T) {
+	e := newEnv(t)
+	tun := openAll(t, e, serverFor(t, e), 1)
+	for _, tt := range []struct {
+		name string
+		end  func(t *testing.T, ch *Channel)
+	}{
+		{"close", func(_ *testing.T, ch *Channel) { ch.Close() }},
+		{"abort", func(_ *testing.T, ch *Channel) { ch.Abort() }},
+		{"eof", func(t *testing.T, ch *Channel) {
+			ch.CloseWrite()
+			if _, err := io.ReadAll(ch); err != nil {
+				t.Errorf("ReadAll: %v", err)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ch := dial(t, tun, startTarget(t, echo))
+			if err := ch.Probe(); err != nil {
+				t.Fatalf("Probe: %v", err)
+			}
+			ch.Probe() // a second probe counts once
+			if got := ch.conn.awaiting.Load(); got != 1 {
+				t.Fatalf("awaiting after Probe: got %d; want 1", got)
+			}
+			tt.end(t, ch)
+			if got := ch.conn.awaiting.Load(); got != 0 {
+				t.Fatalf("awaiting after %s: got %d; want 0", tt.name, got)
+			}
+		})
+	}
+}
+
+// TestOneConnectionLost: a connection that drops alone fails only its own
+// channels; the others' channels go on, new channels avoid the lost one,
+// and its keeper brings it back, with one line each way.
+func TestOneConnectionLost(t *testing.T) {
+	e := newEnv(t)
+	tun := openAll(t, e, serverFor(t, e), 2)
+	target := startTarget(t, echo)
+	a, b := dialTwo(t, tun, target)
+	a.conn.close(errors.New("cut for the test"))
+	if _, err := a.Read(make([]byte, 1)); !IsDropped(err) {
+		t.Fatalf("Read on a: got %v; want an error wrapping ErrDropped", err)
+	}
+	if line := e.waitLog(t, "connection lost"); !strings.Contains(line, "cut for the test") {
+		t.Fatalf("got %q; want the reason in it", line)
+	}
+	roundTrip(t, b, []byte("still here"), []byte("still here"))
+	e.waitLog(t, "reconnected")
+	waitConns(t, tun)
+	roundTrip(t, dial(t, tun, target), []byte("new"), []byte("new"))
+}
+
+// TestAllConnectionsLost: a server that drops every connection at once is
+// one loss and one recovery, in one line each, and OnReconnect is called
+// once.
+func TestAllConnectionsLost(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.backoff = 20 * time.Millisecond
+	reconnects := make(chan struct{}, 8)
+	e.cfg.OnReconnect = func() { reconnects <- struct{}{} }
+	var lost, back atomic.Int32
+	logf := e.cfg.Logf
+	e.cfg.Logf = func(f string, a ...any) {
+		switch l := fmt.Sprintf(f, a...); {
+		case strings.Contains(l, "connection lost"):
+			lost.Add(1)
+		case strings.Contains(l, "reconnected"):
+			back.Add(1)
+		}
+		logf(f, a...)
+	}
+	s := serverFor(t, e)
+	tun := openAll(t, e, s, 3)
+	s.stop()
+	e.waitLog(t, "connection lost")
+	startServer(t, s.addr, s.hostKey, e.key)
+	e.waitLog(t, "reconnected")
+	waitConns(t, tun)
+	tun.Close() // no keeper logs after this
+	if lost.Load() != 1 || back.Load() != 1 {
+		t.Errorf("lines: got %d lost and %d reconnected; want 1 and 1", lost.Load(), back.Load())
+	}
+	if got := len(reconnects); got != 1 {
+		t.Errorf("OnReconnect calls: got %d; want 1", got)
+	}
+}
