@@ -34,9 +34,12 @@ var (
 // land on a connection no client is waiting on. Four is the fewest that
 // kept back-to-back clients at one round trip in the peer bench (three
 // leaves a refill's confirmation a fraction of a millisecond ahead of the
-// next client); they also spread sshd's work over four processes. A
-// forwarding-only connection costs the server a process and no session
-// (MaxSessions counts none).
+// next client). They also spread sshd's work over four processes: 50
+// concurrent short clients through sshd on loopback made 1670 connections
+// a second over four, 1350 over one, 1440 over eight, though each costs
+// more CPU over four (warmport 330 µs against 235, sshd 265 against 250:
+// fewer packets per read, write and wakeup). A forwarding-only connection
+// costs the server a process and no session (MaxSessions counts none).
 const defaultConns = 4
 
 // ErrClosed is returned by Dial after Close.
