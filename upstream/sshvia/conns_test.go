@@ -41,7 +41,7 @@ func waitConns(t testing.TB, tun *Tunnel) {
 // openAll opens a tunnel of n connections to s and waits for all of them.
 func openAll(t testing.TB, e *testEnv, s *testServer, n int) *Tunnel {
 	t.Helper()
-	e.cfg.conns = n
+	e.cfg.Conns = n
 	tun := openTunnel(t, e, "tester@"+s.addr)
 	waitConns(t, tun)
 	return tun
@@ -56,6 +56,24 @@ func dialTwo(t testing.TB, tun *Tunnel, target string) (a, b *Channel) {
 		t.Fatalf("a and b both on %v; want two connections", a.LocalAddr())
 	}
 	return a, b
+}
+
+// TestConnsOpened: Config.Conns connections reach the server, four for 0.
+func TestConnsOpened(t *testing.T) {
+	for _, tt := range []struct{ conns, want int }{{0, defaultConns}, {1, 1}, {3, 3}} {
+		t.Run(fmt.Sprint(tt.conns), func(t *testing.T) {
+			e := newEnv(t)
+			s := serverFor(t, e)
+			e.cfg.Conns = tt.conns
+			waitConns(t, openTunnel(t, e, "tester@"+s.addr))
+			s.mu.Lock()
+			got := len(s.conns)
+			s.mu.Unlock()
+			if got != tt.want {
+				t.Fatalf("connections at the server: got %d; want %d", got, tt.want)
+			}
+		})
+	}
 }
 
 // TestDialSpreadsOverConnections: channels dialed one after another each go

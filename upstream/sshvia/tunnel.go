@@ -93,7 +93,7 @@ func Open(ctx context.Context, cfg Config) (*Tunnel, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := cfg.conns
+	n := cfg.Conns
 	if n <= 0 {
 		n = defaultConns
 	}
