@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -212,4 +214,79 @@ func TestAllConnectionsLost(t *testing.T) {
 	if got := len(reconnects); got != 1 {
 		t.Errorf("OnReconnect calls: got %d; want 1", got)
 	}
+}
+
+// TestOtherConnectionFails: a server that takes the first connection but
+// not the others leaves the tunnel working on the one, and says so once,
+// not as a reconnect.
+func TestOtherConnectionFails(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.backoff = 20 * time.Millisecond
+	s := serverFor(t, e)
+	addr := firstOnly(t, s.addr)
+	e.trust(t, portOf(addr), s.hostKey.PublicKey())
+	e.cfg.Conns = 3
+	tun := openTunnel(t, e, "tester@"+addr)
+	line := e.waitLog(t, "failed")
+	if !strings.Contains(line, "another connection failed") || !strings.Contains(line, "the others carry on") {
+		t.Fatalf("got %q; want it said as another connection, not a reconnect", line)
+	}
+	roundTrip(t, dial(t, tun, startTarget(t, echo)), []byte("one"), []byte("one"))
+}
+
+// TestFailureKey: tries that fail alike from different local ports are one
+// failure to report; different failures stay apart.
+func TestFailureKey(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		same bool
+	}{
+		{"ssh: handshake failed: read tcp 127.0.0.1:41522->10.0.0.5:22: read: connection reset by peer",
+			"ssh: handshake failed: read tcp 127.0.0.1:41530->10.0.0.5:22: read: connection reset by peer", true},
+		{"ssh: handshake failed: read tcp [::1]:41522->[::1]:22: i/o timeout",
+			"ssh: handshake failed: read tcp [::1]:2->[::1]:22: i/o timeout", true},
+		{"dial tcp 10.0.0.5:22: connect: connection refused", "dial tcp 10.0.0.5:22: connect: connection refused", true},
+		{"read tcp 127.0.0.1:1->10.0.0.5:22: read: connection reset by peer",
+			"read tcp 127.0.0.1:1->10.0.0.6:22: read: connection reset by peer", false},
+		{"dial tcp 10.0.0.5:22: connect: connection refused", "dial tcp 10.0.0.5:22: i/o timeout", false},
+	} {
+		if got := failureKey(tt.a) == failureKey(tt.b); got != tt.same {
+			t.Errorf("%q and %q the same: got %v; want %v", tt.a, tt.b, got, tt.same)
+		}
+	}
+}
+
+// firstOnly relays the first connection to target and closes every later
+// one at once, as a server with a limit of one connection would.
+func firstOnly(t testing.TB, target string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for first := true; ; first = false {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if !first {
+				c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(up, c); up.Close() }()
+			go func() { defer wg.Done(); io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
 }

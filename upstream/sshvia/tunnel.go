@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,14 @@ var (
 // fewer packets per read, write and wakeup). A forwarding-only connection
 // costs the server a process and no session (MaxSessions counts none).
 const defaultConns = 4
+
+// localAddrRE is the local address in a socket error ("read tcp
+// 127.0.0.1:41522->10.0.0.5:22: ..."), which differs between tries.
+var localAddrRE = regexp.MustCompile(`\S+->`)
+
+// failureKey is what makes two failures to connect the same to the user:
+// the message without the local address.
+func failureKey(msg string) string { return localAddrRE.ReplaceAllString(msg, "") }
 
 // ErrClosed is returned by Dial after Close.
 var ErrClosed = errors.New("sshvia: tunnel closed")
@@ -185,15 +194,19 @@ func (t *Tunnel) connect(i int) *sshConn {
 		// the server was down must not go unseen, and several keepers
 		// failing alike must not repeat it.
 		msg := strings.TrimPrefix(err.Error(), "ssh "+t.String()+": ")
+		key := failureKey(msg)
 		t.mu.Lock()
-		say := !t.said[msg]
+		say, down := !t.said[key], t.down
 		if t.said == nil {
 			t.said = map[string]bool{}
 		}
-		t.said[msg] = true
+		t.said[key] = true
 		t.mu.Unlock()
-		if say {
+		switch {
+		case say && down:
 			t.logf("ssh %s: reconnect failed: %s", t, msg)
+		case say:
+			t.logf("ssh %s: another connection failed: %s; the others carry on", t, msg)
 		}
 		select {
 		case <-time.After(wait):
