@@ -216,14 +216,14 @@ func TestAllConnectionsLost(t *testing.T) {
 	}
 }
 
-// TestOtherConnectionFails: a server that takes the first connection but
-// not the others leaves the tunnel working on the one, and says so once,
-// not as a reconnect.
-func TestOtherConnectionFails(t *testing.T) {
+// TestOneConnectionServer: a server that takes one connection at a time
+// leaves the tunnel working on that one, said once and not as a
+// reconnect; when it drops, another keeper's connection is a recovery.
+func TestOneConnectionServer(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.backoff = 20 * time.Millisecond
 	s := serverFor(t, e)
-	addr := firstOnly(t, s.addr)
+	addr := oneAtATime(t, s.addr)
 	e.trust(t, portOf(addr), s.hostKey.PublicKey())
 	e.cfg.Conns = 3
 	tun := openTunnel(t, e, "tester@"+addr)
@@ -231,7 +231,54 @@ func TestOtherConnectionFails(t *testing.T) {
 	if !strings.Contains(line, "another connection failed") || !strings.Contains(line, "the others carry on") {
 		t.Fatalf("got %q; want it said as another connection, not a reconnect", line)
 	}
-	roundTrip(t, dial(t, tun, startTarget(t, echo)), []byte("one"), []byte("one"))
+	target := startTarget(t, echo)
+	ch := dial(t, tun, target)
+	roundTrip(t, ch, []byte("one"), []byte("one"))
+	ch.conn.close(errors.New("cut for the test"))
+	e.waitLog(t, "connection lost")
+	e.waitLog(t, "reconnected")
+	roundTrip(t, dial(t, tun, target), []byte("two"), []byte("two"))
+}
+
+// oneAtATime relays one connection at a time to target and closes any that
+// comes while one is relayed, as a server with a limit of one would.
+func oneAtATime(t testing.TB, target string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	busy := make(chan struct{}, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case busy <- struct{}{}:
+			default:
+				c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				<-busy
+				continue
+			}
+			var once sync.Once
+			end := func() { c.Close(); up.Close(); once.Do(func() { <-busy }) }
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(up, c); end() }()
+			go func() { defer wg.Done(); io.Copy(c, up); end() }()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // TestFailureKey: tries that fail alike from different local ports are one

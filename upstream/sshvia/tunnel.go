@@ -66,8 +66,9 @@ type Tunnel struct {
 	mu       sync.Mutex
 	conns    []*sshConn      // one per keeper; nil while it (re)connects
 	ready    chan struct{}   // closed, and replaced, when a keeper connects
-	down     bool            // a connection was lost and not every keeper is back
+	down     bool            // a connection was lost, and fewer are up than when it was
 	since    time.Time       // when down began
+	want     int             // connections up when down began
 	rewarmed bool            // OnReconnect was called since down began
 	said     map[string]bool // redial failures logged since down began
 
@@ -157,12 +158,11 @@ func (t *Tunnel) keep(i int, c *sshConn) {
 		reason := c.markLost(errors.New("ended")).reason
 		c.close(reason)
 		t.mu.Lock()
-		if t.conns[i] == c {
-			t.conns[i] = nil
-		}
+		t.conns[i] = nil
 		first := !t.down
 		if first {
 			t.down, t.since, t.rewarmed, t.said = true, time.Now(), false, map[string]bool{}
+			t.want = t.liveLocked() + 1
 		}
 		t.mu.Unlock()
 		if first {
@@ -225,12 +225,13 @@ func (t *Tunnel) connect(i int) *sshConn {
 	close(t.ready)
 	t.ready = make(chan struct{})
 	// The pool is told at the first keeper back, so it refills at once;
-	// the user when every keeper is back, so a drop of all of them (a
-	// restarted sshd) is one line each way however their redials
-	// interleave.
+	// the user when as many connections are up as when the loss began, so
+	// a drop of all of them (a restarted sshd) is one line each way however
+	// their redials interleave, and a server that takes fewer connections
+	// than we keep still reads as healed.
 	rewarm := t.down && !t.rewarmed
 	t.rewarmed = t.rewarmed || rewarm
-	healed := t.down && !slices.Contains(t.conns, nil)
+	healed := t.down && t.liveLocked() >= t.want
 	since := t.since
 	if healed {
 		t.down, t.rewarmed = false, false
@@ -243,6 +244,17 @@ func (t *Tunnel) connect(i int) *sshConn {
 		t.logf("ssh %s: reconnected after %.1fs (%d attempts)", t, time.Since(since).Seconds(), tries)
 	}
 	return c
+}
+
+// liveLocked counts the keepers that have a connection.
+func (t *Tunnel) liveLocked() int {
+	n := 0
+	for _, c := range t.conns {
+		if c != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // pick is the live connection a new channel should be opened on (see
