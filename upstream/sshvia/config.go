@@ -56,6 +56,7 @@ type Config struct {
 	alive    time.Duration // ServerAliveInterval
 	aliveMax int           // ServerAliveCountMax
 	backoff  time.Duration // the first redial back-off
+	parked   func()        // called when a keeper waits for the leader's redial
 	ciphers  []string      // cipher preference
 }
 

@@ -216,6 +216,31 @@ func TestAllConnectionsLost(t *testing.T) {
 	}
 }
 
+// TestOneRedialsWhileDown: while no connection is up, one keeper redials
+// and the others wait for it; once it is back they connect too.
+func TestOneRedialsWhileDown(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.backoff = 20 * time.Millisecond
+	parked := make(chan struct{}, 64)
+	e.cfg.parked = func() {
+		select {
+		case parked <- struct{}{}:
+		default:
+		}
+	}
+	s := serverFor(t, e)
+	tun := openAll(t, e, s, 3)
+	s.stop()
+	select {
+	case <-parked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no keeper waited for another's redial in 10s")
+	}
+	startServer(t, s.addr, s.hostKey, e.key)
+	e.waitLog(t, "reconnected")
+	waitConns(t, tun)
+}
+
 // TestOneConnectionServer: a server that takes one connection at a time
 // leaves the tunnel working on that one, said once and not as a
 // reconnect; when it drops, another keeper's connection is a recovery.

@@ -69,6 +69,7 @@ type Tunnel struct {
 	down     bool            // a connection was lost, and fewer are up than when it was
 	since    time.Time       // when down began
 	want     int             // connections up when down began
+	leader   int             // the keeper that redials while none is up; -1 none
 	rewarmed bool            // OnReconnect was called since down began
 	said     map[string]bool // redial failures logged since down began
 
@@ -107,7 +108,7 @@ func Open(ctx context.Context, cfg Config) (*Tunnel, error) {
 	if n <= 0 {
 		n = defaultConns
 	}
-	t := &Tunnel{d: d, logf: cfg.Logf, onReconnect: cfg.OnReconnect, conns: make([]*sshConn, n), ready: make(chan struct{})}
+	t := &Tunnel{d: d, logf: cfg.Logf, onReconnect: cfg.OnReconnect, conns: make([]*sshConn, n), ready: make(chan struct{}), leader: -1}
 	t.conns[0] = c
 	if t.logf == nil {
 		t.logf = func(string, ...any) {}
@@ -182,6 +183,9 @@ func (t *Tunnel) connect(i int) *sshConn {
 	}
 	var c *sshConn
 	for {
+		if !t.turn(i) {
+			return nil
+		}
 		tries++
 		var err error
 		if c, err = t.d.connect(t.ctx, t.d.target, nil, 0); err == nil {
@@ -224,6 +228,9 @@ func (t *Tunnel) connect(i int) *sshConn {
 	t.conns[i] = c
 	close(t.ready)
 	t.ready = make(chan struct{})
+	if t.leader == i {
+		t.leader = -1
+	}
 	// The pool is told at the first keeper back, so it refills at once;
 	// the user when as many connections are up as when the loss began, so
 	// a drop of all of them (a restarted sshd) is one line each way however
@@ -244,6 +251,34 @@ func (t *Tunnel) connect(i int) *sshConn {
 		t.logf("ssh %s: reconnected after %.1fs (%d attempts)", t, time.Since(since).Seconds(), tries)
 	}
 	return c
+}
+
+// turn waits until keeper i may dial, and says false if the tunnel was
+// closed meanwhile. While no connection is up, one keeper (the leader)
+// redials and the others wait for it: one login, not four at once, brings
+// the tunnel back, and a restarted server is not met by a crowd.
+func (t *Tunnel) turn(i int) bool {
+	for {
+		t.mu.Lock()
+		live := slices.ContainsFunc(t.conns, func(c *sshConn) bool { return c != nil && c.dropped() == nil })
+		if live || t.leader < 0 || t.leader == i {
+			if !live {
+				t.leader = i
+			}
+			t.mu.Unlock()
+			return true
+		}
+		ready := t.ready
+		t.mu.Unlock()
+		if f := t.d.keys.cfg.parked; f != nil {
+			f()
+		}
+		select {
+		case <-ready:
+		case <-t.ctx.Done():
+			return false
+		}
+	}
 }
 
 // liveLocked counts the keepers that have a connection.
