@@ -53,11 +53,12 @@ type Config struct {
 	Conns int
 
 	// Test knobs: zero means the config's or the default.
-	alive    time.Duration // ServerAliveInterval
-	aliveMax int           // ServerAliveCountMax
-	backoff  time.Duration // the first redial back-off
-	parked   func()        // called when a keeper waits for the leader's redial
-	ciphers  []string      // cipher preference
+	alive     time.Duration // ServerAliveInterval
+	aliveMax  int           // ServerAliveCountMax
+	backoff   time.Duration // the first redial back-off
+	parked    func()        // called when a keeper waits for the leader's redial
+	spreadRTT time.Duration // see Tunnel.pick; 0 means defaultSpreadRTT
+	ciphers   []string      // cipher preference
 }
 
 const (

@@ -41,9 +41,14 @@ func waitConns(t testing.TB, tun *Tunnel) {
 }
 
 // openAll opens a tunnel of n connections to s and waits for all of them.
+// Its channels are spread as over a long round trip, though s is on
+// loopback, unless e says otherwise.
 func openAll(t testing.TB, e *testEnv, s *testServer, n int) *Tunnel {
 	t.Helper()
 	e.cfg.Conns = n
+	if e.cfg.spreadRTT == 0 {
+		e.cfg.spreadRTT = time.Nanosecond
+	}
 	tun := openTunnel(t, e, "tester@"+s.addr)
 	waitConns(t, tun)
 	return tun
@@ -98,6 +103,26 @@ func TestDialSpreadsOverConnections(t *testing.T) {
 	for i, ch := range chans {
 		msg := []byte(strings.Repeat("x", i+1))
 		roundTrip(t, ch, msg, msg)
+	}
+}
+
+// TestNearServerOneConnection: once a channel open has shown a round trip
+// under the spread threshold, new channels stay on the first connection,
+// however recently it was written to or borrowed from.
+func TestNearServerOneConnection(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.spreadRTT = time.Hour // any round trip is near
+	tun := openAll(t, e, serverFor(t, e), 3)
+	target := startTarget(t, echo)
+	dial(t, tun, target) // the first open measures the round trip
+	seen := map[string]bool{}
+	for range 3 {
+		ch := dial(t, tun, target)
+		ch.Probe() // borrowed: over a long round trip this would steer the next one away
+		seen[ch.LocalAddr().String()] = true
+	}
+	if len(seen) != 1 {
+		t.Fatalf("got channels on %d connections %v; want 1", len(seen), seen)
 	}
 }
 

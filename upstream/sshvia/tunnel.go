@@ -35,12 +35,9 @@ var (
 // land on a connection no client is waiting on. Four is the fewest that
 // kept back-to-back clients at one round trip in the peer bench (three
 // leaves a refill's confirmation a fraction of a millisecond ahead of the
-// next client). They also spread sshd's work over four processes: 50
-// concurrent short clients through sshd on loopback made 1670 connections
-// a second over four, 1350 over one, 1440 over eight, though each costs
-// more CPU over four (warmport 330 µs against 235, sshd 265 against 250:
-// fewer packets per read, write and wakeup). A forwarding-only connection
-// costs the server a process and no session (MaxSessions counts none).
+// next client). To a nearby server (see defaultSpreadRTT) new channels
+// stay on one of them. A forwarding-only connection costs the server a
+// process and no session (MaxSessions counts none).
 const defaultConns = 4
 
 // localAddrRE is the local address in a socket error ("read tcp
@@ -64,14 +61,17 @@ type Tunnel struct {
 	onReconnect func()
 
 	mu       sync.Mutex
-	conns    []*sshConn      // one per keeper; nil while it (re)connects
-	ready    chan struct{}   // closed, and replaced, when a keeper connects
-	down     bool            // a connection was lost, and fewer are up than when it was
-	since    time.Time       // when down began
-	want     int             // connections up when down began
-	leader   int             // the keeper that redials while none is up; -1 none
-	rewarmed bool            // OnReconnect was called since down began
-	said     map[string]bool // redial failures logged since down began
+	conns    []*sshConn       // one per keeper; nil while it (re)connects
+	ready    chan struct{}    // closed, and replaced, when a keeper connects
+	rtt      [2]time.Duration // the smallest channel open time in this rttWindow and the one before; 0 none
+	rttAt    time.Time        // when this rttWindow began
+	spread   time.Duration    // the round trip from which new channels are spread
+	down     bool             // a connection was lost, and fewer are up than when it was
+	since    time.Time        // when down began
+	want     int              // connections up when down began
+	leader   int              // the keeper that redials while none is up; -1 none
+	rewarmed bool             // OnReconnect was called since down began
+	said     map[string]bool  // redial failures logged since down began
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -108,7 +108,11 @@ func Open(ctx context.Context, cfg Config) (*Tunnel, error) {
 	if n <= 0 {
 		n = defaultConns
 	}
-	t := &Tunnel{d: d, logf: cfg.Logf, onReconnect: cfg.OnReconnect, conns: make([]*sshConn, n), ready: make(chan struct{}), leader: -1}
+	t := &Tunnel{d: d, logf: cfg.Logf, onReconnect: cfg.OnReconnect, conns: make([]*sshConn, n), ready: make(chan struct{}), leader: -1,
+		spread: cfg.spreadRTT}
+	if t.spread <= 0 {
+		t.spread = defaultSpreadRTT
+	}
 	t.conns[0] = c
 	if t.logf == nil {
 		t.logf = func(string, ...any) {}
@@ -292,24 +296,6 @@ func (t *Tunnel) liveLocked() int {
 	return n
 }
 
-// pick is the live connection a new channel should be opened on (see
-// sshConn.quieter), or nil and a channel closed when a keeper connects.
-func (t *Tunnel) pick() (*sshConn, <-chan struct{}) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var best *sshConn
-	for i, c := range t.conns {
-		switch {
-		case c == nil:
-		case c.dropped() != nil:
-			t.conns[i] = nil // its keeper closes it and redials
-		case best == nil || c.quieter(best):
-			best = c
-		}
-	}
-	return best, t.ready
-}
-
 // Dial opens a channel to addr, dialed by the SSH server: host:port
 // (direct-tcpip) or unix:PATH (direct-streamlocal@openssh.com, a Unix
 // socket on the server). While the connection heals it waits, up to ctx. A
@@ -353,8 +339,10 @@ func (t *Tunnel) open(ctx context.Context, c *sshConn, kind string, msg []byte) 
 	}
 	res := make(chan result, 1)
 	go func() {
+		start := time.Now()
 		ch, reqs, err := c.client.OpenChannel(kind, msg)
 		if err == nil {
+			t.tookRTT(time.Since(start))
 			go ssh.DiscardRequests(reqs)
 		}
 		res <- result{ch, err}
