@@ -121,11 +121,11 @@ func (w *watchConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// start is the origin of sinceStart.
-var start = time.Now()
+// clockStart is the origin of sinceStart.
+var clockStart = time.Now()
 
 // sinceStart is a monotonic clock in nanoseconds, cheap to store atomically.
-func sinceStart() int64 { return int64(time.Since(start)) }
+func sinceStart() int64 { return int64(time.Since(clockStart)) }
 
 // dialer opens SSH connections for a Tunnel: the first one at Open, and the
 // others and the ones that heal a drop from each connection's keeper.
