@@ -50,6 +50,7 @@ func (b *bencher) freshSSHClient(ctx context.Context, cfg sshvia.Config, remote 
 	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
+	cfg.Conns = 1 // one login per client, as ssh -W makes
 	tun, err := sshvia.Open(ctx, cfg)
 	if err != nil {
 		return 0, err

@@ -254,7 +254,7 @@ func renderStats(w io.Writer, v statsView, now time.Time) {
 		if s.Totals.Failed > 0 {
 			failed = red
 		}
-		t.add(nameCell(named, s.Name, []string{s.ID, s.Local + " -> " + s.Remote, s.Ended.In(now.Location()).Format("2006-01-02 15:04:05"),
+		t.add(nameCell(named, s.Name, []string{s.ID, s.Local + " -> " + s.Remote + viaText(s.Via), s.Ended.In(now.Location()).Format("2006-01-02 15:04:05"),
 			humanDuration(s.Ended.Sub(s.Started)), fmt.Sprint(s.Totals.Connections), fmt.Sprint(s.Totals.Failed),
 			humanBytes(s.Totals.BytesUp), humanBytes(s.Totals.BytesDown), hitRateText(s.Pool)},
 			[]func(...any) string{nil, nil, nil, nil, nil, failed, nil, nil, hitRatePaint(s.Pool)}))
@@ -264,6 +264,14 @@ func renderStats(w io.Writer, v statsView, now time.Time) {
 		fmt.Fprintf(w, "  %s\n", dim(fmt.Sprintf("(%d older sessions not listed: warmport stats --json lists them all)", n)))
 	}
 	fmt.Fprintf(w, "  %s\n", dim("(warmport stats ID prints one session's summary)"))
+}
+
+// viaText follows REMOTE with the SSH server it was reached through.
+func viaText(via string) string {
+	if via == "" {
+		return ""
+	}
+	return " via " + via
 }
 
 // nameColumn puts a NAME column after the first (PID, ID) when named: some
@@ -348,13 +356,14 @@ func escapeView(v statsView) statsView {
 	for i := range v.Recent {
 		r := &v.Recent[i]
 		r.ID, r.Name, r.Local, r.Remote = escapeControls(r.ID), escapeControls(r.Name), escapeControls(r.Local), escapeControls(r.Remote)
+		r.Via = escapeControls(r.Via)
 	}
 	return v
 }
 
 func escapeSession(s *state.Session) *state.Session {
 	e := *s
-	e.Local, e.Remote = escapeControls(s.Local), escapeControls(s.Remote)
+	e.Local, e.Remote, e.Via = escapeControls(s.Local), escapeControls(s.Remote), escapeControls(s.Via)
 	e.Connections = slices.Clone(s.Connections)
 	for i := range e.Connections {
 		r := &e.Connections[i]

@@ -11,16 +11,17 @@ import (
 	"github.com/warmport/warmport/upstream/sshvia"
 )
 
-// sshTunnel is one SSH connection of a session and the forwards that use it.
+// sshTunnel is one SSH tunnel of a session (sshvia's few connections to one
+// server) and the forwards that use it.
 //
 // Forwards of one profile whose --via and SSH options are the same share one
-// connection, as OpenSSH's ControlMaster does: one login (one passphrase
-// prompt, one agent signature, one of sshd's MaxStartups slots while it
-// authenticates), one keepalive, and a drop that is one event with one line
-// per drop and recovery. Channels cost the bastion little (MaxSessions does
-// not count forwarding channels) and are independent flows in one
-// connection, so sharing costs a forward nothing but a share of the one TCP
-// window under bulk traffic, as several -L of one ssh do.
+// tunnel, as OpenSSH's ControlMaster shares a connection: one passphrase
+// prompt, logins bounded by the tunnel's connections rather than the
+// forwards, one keepalive per connection, and a drop that is one event with
+// one line per drop and recovery. Channels cost the bastion little
+// (MaxSessions does not count forwarding channels) and are independent
+// flows, so sharing costs a forward nothing but a share of the tunnel's TCP
+// windows under bulk traffic, as several -L of one ssh do.
 type sshTunnel struct {
 	key   string
 	cfg   sshvia.Config

@@ -11,7 +11,8 @@ package main
 //     connect to the target.
 //   - ssh -W per client: a fresh ssh -W (what a ProxyCommand or ssh -J
 //     costs) per client: TCP, key exchange, auth and a channel each time.
-//   - warmport --via --warm 0: one warm SSH connection, a channel per client.
+//   - warmport --via --warm 0: its warm SSH tunnel (four connections, each
+//     new channel on the quietest), a channel per client.
 //   - warmport --via: the same with warm channels (the default --warm 2).
 //
 // The client key, host key and known_hosts are generated in the run's temp
@@ -165,8 +166,9 @@ func (r *sshRig) startSSHD(ns, host string, port int) (*sshd, error) {
 		"PidFile " + filepath.Join(r.dir, fmt.Sprintf("sshd-%d.pid", port)),
 		"StrictModes no", "UsePAM no", "PermitRootLogin prohibit-password", "PasswordAuthentication no",
 		"KbdInteractiveAuthentication no", "AllowTcpForwarding yes",
-		// The short-connection test opens up to 50 channels at once on one
-		// connection and many connections' worth of logins over a run.
+		// The short-connection test opens up to 50 channels at once, and
+		// a run makes many logins (warmport's four per start, ssh -W's
+		// one per client).
 		"MaxStartups 100",
 	}, "\n") + "\n"
 	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {

@@ -15,7 +15,7 @@ import (
 func FuzzDecode(f *testing.F) {
 	ended := time.Date(2025, 11, 25, 9, 31, 0, 0, time.UTC)
 	sess, _ := json.Marshal(Session{SessionInfo: SessionInfo{PID: 7, Local: "127.0.0.1:1", Remote: "db:5432",
-		Started: ended.Add(-time.Minute), Ended: ended, Dropped: 3, Totals: session.Totals{Connections: 4}},
+		Via: "deploy@10.0.0.5:22", Started: ended.Add(-time.Minute), Ended: ended, Dropped: 3, Totals: session.Totals{Connections: 4}},
 		Connections: []session.Record{{ID: 1, Client: "127.0.0.1:2", ClosedBy: "client"}}})
 	snap, _ := json.Marshal(Snapshot{PID: 7, Local: "127.0.0.1:1", Active: 1, ProcStart: 99})
 	for _, seed := range []string{string(sess), string(snap), "", "{", "[]", "null", `{"pool":{},"connections":[`,
@@ -39,7 +39,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decodeSessionInfo of a re-encoded session: %v\n%s", err, again)
 		}
-		if info2.Local != s.Local || info2.Remote != s.Remote || info2.PID != s.PID || info2.Totals != s.Totals ||
+		if info2.Local != s.Local || info2.Remote != s.Remote || info2.Via != s.Via || info2.PID != s.PID || info2.Totals != s.Totals ||
 			info2.Pool != s.Pool || info2.Dropped != s.Dropped || !info2.Ended.Equal(s.Ended) {
 			t.Fatalf("info %+v; session %+v", info2, s.SessionInfo)
 		}

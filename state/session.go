@@ -25,6 +25,7 @@ type SessionInfo struct {
 	Name    string         `json:"name"` // the forward's name in `warmport up`'s profile; "" for forward
 	Local   string         `json:"local"`
 	Remote  string         `json:"remote"`
+	Via     string         `json:"via"` // the --via SSH server, user@host:port; "" without
 	Started time.Time      `json:"started"`
 	Ended   time.Time      `json:"ended"`
 	Dropped uint64         `json:"dropped"`
@@ -46,7 +47,7 @@ func (s *Session) Summary() *session.Summary {
 	if conns == nil {
 		conns = []session.Record{}
 	}
-	return &session.Summary{Local: s.Local, Remote: s.Remote, Started: s.Started, Ended: s.Ended,
+	return &session.Summary{Local: s.Local, Remote: s.Remote, Via: s.Via, Started: s.Started, Ended: s.Ended,
 		Connections: conns, Dropped: s.Dropped, Totals: s.Totals, Pool: s.Pool}
 }
 
@@ -66,7 +67,7 @@ func (d *Dir) SaveNamedSession(name string, sum *session.Summary) (id string, er
 		return "", err
 	}
 	defer dir.close()
-	s := Session{SessionInfo: SessionInfo{PID: os.Getpid(), Name: name, Local: sum.Local, Remote: sum.Remote,
+	s := Session{SessionInfo: SessionInfo{PID: os.Getpid(), Name: name, Local: sum.Local, Remote: sum.Remote, Via: sum.Via,
 		Started: sum.Started, Ended: sum.Ended, Dropped: sum.Dropped, Totals: sum.Totals, Pool: sum.Pool},
 		Connections: sum.Connections}
 	data, err := json.Marshal(s)

@@ -355,6 +355,37 @@ func TestSessionLookup(t *testing.T) {
 	}
 }
 
+// TestSessionKeepsVia: the SSH server a session went through is kept, in
+// the list of recent sessions and in the session's summary; "" without.
+func TestSessionKeepsVia(t *testing.T) {
+	ended := time.Date(2025, 11, 25, 9, 31, 0, 0, time.UTC)
+	for _, via := range []string{"deploy@10.0.0.5:22", ""} {
+		t.Run(via, func(t *testing.T) {
+			d := testDir(t, t.TempDir())
+			sum := stateTestSummary(1, ended)
+			sum.Via = via
+			id, err := d.SaveSession(sum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recent, err := d.Recent()
+			if err != nil || len(recent) != 1 || recent[0].ID != id {
+				t.Fatalf("Recent: got %+v, %v; want %s alone", recent, err, id)
+			}
+			if got := recent[0].Via; got != via {
+				t.Errorf("Recent via: got %q; want %q", got, via)
+			}
+			s, err := d.Session(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Summary().Via; got != via {
+				t.Errorf("Summary via: got %q; want %q", got, via)
+			}
+		})
+	}
+}
+
 // TestPublisher: the snapshot follows what the snapshot function says,
 // with this process's pid, and Close removes it.
 func TestPublisher(t *testing.T) {

@@ -19,6 +19,10 @@ type keyring struct {
 	cfg *Config
 	mu  sync.Mutex
 	dec map[string]ssh.Signer // decrypted keys by file
+
+	// asking is held while a passphrase is asked: the tunnel's keepers
+	// connect at the same time, and one question is enough for all.
+	asking sync.Mutex
 }
 
 // attempt is one authentication's signers and the notes that explain a
@@ -214,6 +218,14 @@ func (k *lockedKey) SignWithAlgorithm(r io.Reader, data []byte, algo string) (*s
 }
 
 func (k *lockedKey) unlock() (ssh.Signer, error) {
+	k.kr.asking.Lock()
+	defer k.kr.asking.Unlock()
+	k.kr.mu.Lock()
+	s, ok := k.kr.dec[k.file]
+	k.kr.mu.Unlock()
+	if ok {
+		return s, nil
+	}
 	if k.at.hold != nil {
 		defer k.at.hold()()
 	}
@@ -221,7 +233,7 @@ func (k *lockedKey) unlock() (ssh.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: passphrase: %v", k.file, err)
 	}
-	s, err := ssh.ParsePrivateKeyWithPassphrase(k.pem, pass)
+	s, err = ssh.ParsePrivateKeyWithPassphrase(k.pem, pass)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", k.file, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -36,6 +37,31 @@ type Channel struct {
 	wdone   chan struct{} // closed when the watcher has stopped
 	first   chan struct{} // closed at the watcher's first bytes or error
 	eofSent bool
+
+	reply atomic.Int32 // awaitNone, awaitFirst (counted in conn.awaiting), awaitDone
+}
+
+const (
+	awaitNone  = iota // not handed to a client yet
+	awaitFirst        // handed out (probed alive), its first reply not read
+	awaitDone         // replied, failed or closed
+)
+
+// await counts k in its connection's channels awaiting a first reply.
+func (k *Channel) await() {
+	if k.reply.CompareAndSwap(awaitNone, awaitFirst) {
+		k.conn.awaiting.Add(1)
+	}
+}
+
+// replied ends k's wait for its first reply, for good.
+func (k *Channel) replied() {
+	if k.reply.Load() == awaitDone {
+		return
+	}
+	if k.reply.Swap(awaitDone) == awaitFirst {
+		k.conn.awaiting.Add(-1)
+	}
 }
 
 func newChannel(ch ssh.Channel, c *sshConn, target string) *Channel {
@@ -81,14 +107,21 @@ func (k *Channel) readErr(err error) error {
 // blocking: nil means alive (any greeting stays for Read). An EOF or close
 // from the target, or a lost connection, is dead; so is a greeting followed
 // by the target's EOF. Call it only before the first Read.
+//
+// The pool probes on borrow, so a channel that passes is taken to be
+// awaiting its first reply until Read returns one: new channels go to
+// other connections meanwhile (see sshConn.awaiting).
 func (k *Channel) Probe() error {
 	k.mu.Lock()
 	werr := k.werr
 	k.mu.Unlock()
-	if werr != nil {
-		return werr
+	if werr == nil {
+		werr = k.conn.dropped()
 	}
-	return k.conn.dropped()
+	if werr == nil {
+		k.await()
+	}
+	return werr
 }
 
 // Greeting is how many bytes the target sent before the first Read, which
@@ -102,6 +135,14 @@ func (k *Channel) Greeting() int {
 // Read returns the watcher's bytes first, then reads the channel. The
 // target's EOF is io.EOF; a lost connection is an error wrapping ErrDropped.
 func (k *Channel) Read(p []byte) (int, error) {
+	n, err := k.read(p)
+	if n > 0 || err != nil {
+		k.replied()
+	}
+	return n, err
+}
+
+func (k *Channel) read(p []byte) (int, error) {
 	k.mu.Lock()
 	if !k.claimed {
 		k.claimed = true
@@ -120,7 +161,7 @@ func (k *Channel) Read(p []byte) (int, error) {
 	k.mu.Lock()
 	if len(k.pending) > 0 {
 		k.mu.Unlock()
-		return k.Read(p)
+		return k.read(p)
 	}
 	werr := k.werr
 	k.mu.Unlock()
@@ -163,6 +204,7 @@ func (k *Channel) Close() error {
 	if !sent {
 		k.ch.CloseWrite()
 	}
+	k.replied()
 	return k.ch.Close()
 }
 
@@ -170,6 +212,7 @@ func (k *Channel) Close() error {
 // sshd closes its socket to the target, which sees the end of the stream
 // without the EOF that marks it complete at the SSH level.
 func (k *Channel) Abort() error {
+	k.replied()
 	return k.ch.Close()
 }
 

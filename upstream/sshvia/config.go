@@ -38,21 +38,28 @@ type Config struct {
 	// DialTimeout bounds each TCP connect and SSH handshake; 0 means 15s.
 	DialTimeout time.Duration
 	// Logf gets one line per drop, per recovery and per distinct failure to
-	// reconnect, from the tunnel's own goroutine; nil logs nothing.
+	// connect, for the tunnel as a whole (not per connection), from the
+	// tunnel's own goroutines; nil logs nothing.
 	Logf func(format string, a ...any)
-	// OnReconnect, if set, is called after each recovery from a drop, from
-	// the tunnel's own goroutine, so a pool can drop its dead channels and
-	// open new ones at once.
+	// OnReconnect, if set, is called once per recovery from a drop, when
+	// the first connection is back, from the tunnel's own goroutine, so a
+	// pool can drop its dead channels and open new ones at once.
 	OnReconnect func()
 	// Prompt asks for an encrypted key's passphrase; nil means there is no
 	// terminal, and encrypted keys not in the agent are skipped.
 	Prompt func(prompt string) ([]byte, error)
+	// Conns is how many SSH connections the tunnel keeps; 0 means four
+	// (see defaultConns for why). 1 is one connection, as ssh has: what a
+	// tunnel opened for a single channel wants.
+	Conns int
 
 	// Test knobs: zero means the config's or the default.
-	alive    time.Duration // ServerAliveInterval
-	aliveMax int           // ServerAliveCountMax
-	backoff  time.Duration // the first redial back-off
-	ciphers  []string      // cipher preference
+	alive     time.Duration // ServerAliveInterval
+	aliveMax  int           // ServerAliveCountMax
+	backoff   time.Duration // the first redial back-off
+	parked    func()        // called when a keeper waits for the leader's redial
+	spreadRTT time.Duration // see Tunnel.pick; 0 means defaultSpreadRTT
+	ciphers   []string      // cipher preference
 }
 
 const (

@@ -39,10 +39,27 @@ type sshConn struct {
 	client *ssh.Client
 	under  []*ssh.Client // jump host clients, outermost first
 	local  net.Addr
+	w      *watchConn
 	lost   atomic.Pointer[dropError]
 	done   chan struct{} // closed when the connection has ended
 	stop   chan struct{} // closed by close: ends the keepalive
 	once   sync.Once
+
+	// awaiting counts channels handed to a client (probed on borrow) that
+	// have not read their first reply: a channel opened on this
+	// connection now would make sshd send its open confirmation just
+	// before that reply, which Nagle would then hold for a round trip.
+	awaiting atomic.Int32
+}
+
+// quieter reports whether a new channel is better opened on c than on d:
+// fewer channels awaiting their first reply, then the one written to
+// longest ago, whose last packets sshd has most likely seen acknowledged.
+func (c *sshConn) quieter(d *sshConn) bool {
+	if a, b := c.awaiting.Load(), d.awaiting.Load(); a != b {
+		return a < b
+	}
+	return c.w.wrote.Load() < d.w.wrote.Load()
 }
 
 // markLost records the first reason the connection ended.
@@ -75,6 +92,7 @@ type watchConn struct {
 	net.Conn
 	c        *sshConn
 	read     atomic.Int64 // reads that returned bytes, for the keepalive
+	wrote    atomic.Int64 // when the last write started, in monotonic ns (see sinceStart)
 	quickAck func()       // see quickAck; nil where there is none
 }
 
@@ -95,6 +113,7 @@ func (w *watchConn) Read(p []byte) (int, error) {
 // Write marks the connection lost on a failed write too: a channel's Write
 // that fails on it then reports the drop, not a bare socket error.
 func (w *watchConn) Write(p []byte) (int, error) {
+	w.wrote.Store(sinceStart())
 	n, err := w.Conn.Write(p)
 	if err != nil {
 		w.c.markLost(err)
@@ -102,19 +121,28 @@ func (w *watchConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// clockStart is the origin of sinceStart.
+var clockStart = time.Now()
+
+// sinceStart is a monotonic clock in nanoseconds, cheap to store atomically.
+func sinceStart() int64 { return int64(time.Since(clockStart)) }
+
 // dialer opens SSH connections for a Tunnel: the first one at Open, and the
-// ones that heal a drop.
+// others and the ones that heal a drop from each connection's keeper.
 type dialer struct {
 	res     *resolver
 	keys    *keyring
 	target  *host
 	timeout time.Duration
-	jumps   map[string]*host // resolved once, so a redial spawns no ssh -G
+
+	mu    sync.Mutex       // guards jumps: keepers dial at the same time
+	jumps map[string]*host // resolved once, so a redial spawns no ssh -G
 }
 
-// jumpHost resolves a ProxyJump hop. Only one goroutine dials at a time
-// (Open, then the healer), so the cache needs no lock.
+// jumpHost resolves a ProxyJump hop.
 func (d *dialer) jumpHost(ctx context.Context, spec string) (*host, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if h, ok := d.jumps[spec]; ok {
 		return h, nil
 	}
@@ -214,6 +242,7 @@ func (d *dialer) handshake(ctx context.Context, c *sshConn, raw net.Conn, h *hos
 	}
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	w := &watchConn{Conn: raw, c: c, quickAck: quickAck(raw)}
+	c.w = w
 	sc, chans, reqs, err := ssh.NewClientConn(w, h.addr(), cc)
 	timer.Stop()
 	if !stop() || expired.Load() {

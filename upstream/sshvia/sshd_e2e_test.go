@@ -66,6 +66,29 @@ func TestRealSSHD(t *testing.T) {
 	}
 }
 
+// TestRealSSHDConnections: the tunnel's four connections all log in to
+// sshd (one agent key, no prompt), channels dialed one after another go to
+// each in turn, and each relays exact bytes.
+func TestRealSSHDConnections(t *testing.T) {
+	echoAddr := startTarget(t, echo)
+	e, s := sshdEnv(t)
+	s.start()
+	e.cfg.spreadRTT = time.Nanosecond // as if far: loopback would keep them on one
+	tun := openTunnel(t, e, currentUser(t)+"@"+s.addr())
+	waitConns(t, tun)
+	seen := map[string]bool{}
+	for i := range defaultConns {
+		ch := dial(t, tun, echoAddr)
+		seen[ch.LocalAddr().String()] = true
+		want := make([]byte, 64<<10+i)
+		rand.Read(want)
+		roundTrip(t, ch, want, want)
+	}
+	if len(seen) != defaultConns {
+		t.Fatalf("got channels on %d connections %v; want %d", len(seen), seen, defaultConns)
+	}
+}
+
 // TestRealSSHDHeals kills sshd (and its connection processes) while
 // clients stream through it, then restarts it on the same port: every
 // client ends with an error wrapping ErrDropped after only correct bytes,
