@@ -48,6 +48,9 @@ func TestViaUsageErrors(t *testing.T) {
 		{"identity is a directory", []string{"--via", "bastion", "--identity", dir}, "not a regular file"},
 		{"identity without via", []string{"--identity", key}, "--identity works only with --via"},
 		{"known-hosts without via", []string{"--known-hosts", key}, "--known-hosts works only with --via"},
+		{"ssh-conns without via", []string{"--ssh-conns", "4"}, "--ssh-conns works only with --via"},
+		{"ssh-conns 0", []string{"--via", "bastion", "--ssh-conns", "0"}, "--ssh-conns 0: out of range: give 1 to 8"},
+		{"ssh-conns 9", []string{"--via", "bastion", "--ssh-conns", "9"}, "--ssh-conns 9: out of range: give 1 to 8"},
 		{"ssh-config missing", []string{"--via", "bastion", "--ssh-config", filepath.Join(dir, "nope")}, "--ssh-config"},
 		{"reuse with via", []string{"--via", "bastion", "--reuse", "http"}, "--reuse http cannot be used with --via"},
 		{"bad port", []string{"--via", "bastion:99999"}, "port must be a number"},
@@ -369,6 +372,38 @@ func TestViaUpSharesOneConnection(t *testing.T) {
 		if f.Via != s.via() {
 			t.Errorf("%s: via %q; want %q", f.Name, f.Via, s.via())
 		}
+	}
+}
+
+// TestViaLogins: by default a forwarder is one login on the SSH server, as
+// ssh -L; --ssh-conns 4 is four, and a client's bytes cross intact either
+// way. sshd logs each login ("Accepted publickey for ...").
+func TestViaLogins(t *testing.T) {
+	accepted := regexp.MustCompile(`(?m)^Accepted publickey for `)
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		want  int
+	}{
+		{"default", nil, 1},
+		{"ssh-conns 4", []string{"--ssh-conns", "4"}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newViaSSHD(t)
+			up := startUpstream(t, echo)
+			args := append(append(append([]string{"forward", "-q", "--warm", "2"}, s.args()...), tc.flags...), "0", up.addr())
+			p := startWarmportEnv(t, s.env(), args...)
+			addr := p.waitReady(t)
+			p.waitPoolIdle(t, 2)
+			echoOnce(t, addr, "through the tunnel")
+			s.Proc().WaitOutput(t, fmt.Sprintf("%d logins", tc.want), func(out string) bool {
+				return len(accepted.FindAllString(out, -1)) >= tc.want
+			})
+			p.stop(t)
+			if got := len(accepted.FindAllString(s.Proc().Output(), -1)); got != tc.want {
+				t.Errorf("logins: got %d; want %d\n%s", got, tc.want, s.Proc().Output())
+			}
+		})
 	}
 }
 

@@ -32,6 +32,10 @@ const (
 	// hold at most fs.nr_open (1048576 by default) fds, so more pairs than
 	// this can never be open at once.
 	maxMaxConns = 500_000
+	// maxSSHConns: each is a login and a process on the bastion; sshd's
+	// MaxStartups (10 by default) drops logins beyond it while they are in
+	// flight, and four is what the peer bench needed.
+	maxSSHConns = 8
 )
 
 // flagScope says where a forward flag belongs in a profile (warmport up):
@@ -97,6 +101,8 @@ var forwardFlags = []flagSpec{
 	{Flag: &cli.StringSliceFlag{Name: "identity", Usage: "with --via: a private key `FILE` to try after the agent's keys, instead of the config's IdentityFile and the default keys (repeatable)"}},
 	{Flag: &cli.StringFlag{Name: "known-hosts", Usage: "with --via: check the SSH server's host key against `FILE`", DefaultText: "the config's UserKnownHostsFile, else ~/.ssh/known_hosts"}},
 	{Flag: &cli.StringFlag{Name: "ssh-config", Usage: "with --via: read this ssh_config `FILE` (through ssh -G); none reads none", DefaultText: "~/.ssh/config"}},
+	{Flag: &cli.IntFlag{Name: "ssh-conns", Value: 1, Usage: "with --via: keep `N` SSH connections (N logins) and open each new channel on the quietest, so clients that come back to back over a slow link get their first reply in one round trip, not two (sshd leaves Nagle on); 4 does it"},
+		min: 1, max: maxSSHConns},
 	// TLS origination (upstream/tlsup, tls_upstream.go): the client side of
 	// TLS to REMOTE; local clients speak plaintext.
 	{Flag: &cli.BoolFlag{Name: "tls", Usage: "speak TLS to REMOTE, verifying its certificate against the system's roots for REMOTE's host"}},

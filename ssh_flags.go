@@ -21,7 +21,7 @@ import (
 func sshOptions(c *cli.Context) (sshvia.Config, error) {
 	cfg := sshvia.Config{Via: strings.TrimSpace(c.String("via"))}
 	if cfg.Via == "" {
-		for _, name := range []string{"identity", "known-hosts", "ssh-config"} {
+		for _, name := range []string{"identity", "known-hosts", "ssh-config", "ssh-conns"} {
 			if c.IsSet(name) {
 				return cfg, usageErrorf("--%s works only with --via: give --via [USER@]HOST[:PORT] too, or drop --%s", name, name)
 			}
@@ -42,6 +42,7 @@ func sshOptions(c *cli.Context) (sshvia.Config, error) {
 	if c.IsSet("tls") {
 		return cfg, usageErrorf("--tls cannot be used with --via yet: TLS through an SSH channel is not supported; drop one of them")
 	}
+	cfg.Conns = c.Int("ssh-conns")
 	for _, f := range c.StringSlice("identity") {
 		f = expandHome(f)
 		if err := readableFile(f); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -73,7 +74,7 @@ func (t *sshTunnel) reconnected() {
 
 // tunnelKey is what makes two forwards' SSH connections the same.
 func tunnelKey(c sshvia.Config) string {
-	return strings.Join([]string{c.Via, strings.Join(c.Identities, "\x00"), c.KnownHosts, c.SSHConfig}, "\x01")
+	return strings.Join([]string{c.Via, strings.Join(c.Identities, "\x00"), c.KnownHosts, c.SSHConfig, strconv.Itoa(c.Conns)}, "\x01")
 }
 
 // openTunnels opens the SSH connections of specs that have --via, before

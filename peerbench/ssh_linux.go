@@ -59,10 +59,11 @@ var (
 	pSSHW   = peer{name: "ssh -W per client", kind: kindSSH, flags: []string{"-W"}}
 	pVia0   = peer{name: "warmport --via --warm 0", kind: kindWarmport, flags: []string{"--warm", "0"}}
 	pVia    = peer{name: "warmport --via", kind: kindWarmport}
+	pVia4   = peer{name: "warmport --via --ssh-conns 4", kind: kindWarmport, flags: []string{"--ssh-conns", "4"}}
 	sshRows = map[string][]peer{
-		testSSHTTFB:  {pSSHL, pSSHW, pVia0, pVia},
+		testSSHTTFB:  {pSSHL, pSSHW, pVia0, pVia, pVia4},
 		testSSHBulk:  {pSSHL, pVia},
-		testSSHConns: {pSSHL, pVia},
+		testSSHConns: {pSSHL, pVia, pVia4},
 		testSSHHeal:  {pVia},
 	}
 )

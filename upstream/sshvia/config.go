@@ -48,9 +48,8 @@ type Config struct {
 	// Prompt asks for an encrypted key's passphrase; nil means there is no
 	// terminal, and encrypted keys not in the agent are skipped.
 	Prompt func(prompt string) ([]byte, error)
-	// Conns is how many SSH connections the tunnel keeps; 0 means four
-	// (see defaultConns for why). 1 is one connection, as ssh has: what a
-	// tunnel opened for a single channel wants.
+	// Conns is how many SSH connections the tunnel keeps; 0 means one
+	// (see defaultConns for when more pay: --ssh-conns).
 	Conns int
 
 	// Test knobs: zero means the config's or the default.

@@ -65,7 +65,7 @@ func dialTwo(t testing.TB, tun *Tunnel, target string) (a, b *Channel) {
 	return a, b
 }
 
-// TestConnsOpened: Config.Conns connections reach the server, four for 0.
+// TestConnsOpened: Config.Conns connections reach the server, one for 0.
 func TestConnsOpened(t *testing.T) {
 	for _, tt := range []struct{ conns, want int }{{0, defaultConns}, {1, 1}, {3, 3}} {
 		t.Run(fmt.Sprint(tt.conns), func(t *testing.T) {

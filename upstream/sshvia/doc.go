@@ -1,6 +1,6 @@
 // Package sshvia reaches upstreams through an SSH server, as `ssh -L` and
-// `ssh -J` do: a tunnel of a few SSH connections (see defaultConns for why
-// more than one) kept alive and healed after a drop, and direct-tcpip
+// `ssh -J` do: a tunnel of one SSH connection, or a few (see defaultConns
+// for when more pay), kept alive and healed after a drop, and direct-tcpip
 // channels on them that a pool can hold open and probe.
 //
 // A forwarder uses it like this:

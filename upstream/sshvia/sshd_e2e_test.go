@@ -66,7 +66,7 @@ func TestRealSSHD(t *testing.T) {
 	}
 }
 
-// TestRealSSHDConnections: the tunnel's four connections all log in to
+// TestRealSSHDConnections: a tunnel of four connections: all log in to
 // sshd (one agent key, no prompt), channels dialed one after another go to
 // each in turn, and each relays exact bytes.
 func TestRealSSHDConnections(t *testing.T) {
@@ -74,18 +74,20 @@ func TestRealSSHDConnections(t *testing.T) {
 	e, s := sshdEnv(t)
 	s.start()
 	e.cfg.spreadRTT = time.Nanosecond // as if far: loopback would keep them on one
+	const conns = 4
+	e.cfg.Conns = conns
 	tun := openTunnel(t, e, currentUser(t)+"@"+s.addr())
 	waitConns(t, tun)
 	seen := map[string]bool{}
-	for i := range defaultConns {
+	for i := range conns {
 		ch := dial(t, tun, echoAddr)
 		seen[ch.LocalAddr().String()] = true
 		want := make([]byte, 64<<10+i)
 		rand.Read(want)
 		roundTrip(t, ch, want, want)
 	}
-	if len(seen) != defaultConns {
-		t.Fatalf("got channels on %d connections %v; want %d", len(seen), seen, defaultConns)
+	if len(seen) != conns {
+		t.Fatalf("got channels on %d connections %v; want %d", len(seen), seen, conns)
 	}
 }
 

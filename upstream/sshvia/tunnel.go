@@ -22,23 +22,26 @@ var (
 	backoffMax = 30 * time.Second
 )
 
-// defaultConns is how many SSH connections a Tunnel keeps to its server.
+// defaultConns is how many SSH connections a Tunnel keeps to its server
+// when Config.Conns is 0: one, as ssh keeps, and as warmport's contract
+// promises the bastion (one login per forwarder).
 //
-// sshd turns Nagle's algorithm off (TCP_NODELAY) only for a session that
-// runs a command, so on a connection that only forwards, a short reply to
-// a client waits for the acknowledgement of any short packet sshd sent in
-// the round trip before it: the open confirmation of the pool's refill,
-// the close of the previous client's channel. Clients that come one after
-// another on one connection then pay two round trips, not one. With
-// several connections, a new channel is opened on the one quiet longest
-// (see sshConn.quieter), so the control packets of one client's channel
-// land on a connection no client is waiting on. Four is the fewest that
-// kept back-to-back clients at one round trip in the peer bench (three
-// leaves a refill's confirmation a fraction of a millisecond ahead of the
-// next client). To a nearby server (see defaultSpreadRTT) new channels
-// stay on one of them. A forwarding-only connection costs the server a
-// process and no session (MaxSessions counts none).
-const defaultConns = 4
+// More connections are for clients that come back to back over a slow
+// link. sshd turns Nagle's algorithm off (TCP_NODELAY) only for a session
+// that runs a command, so on a connection that only forwards, a short reply
+// to a client waits for the acknowledgement of any short packet sshd sent in
+// the round trip before it: the open confirmation of the pool's refill, the
+// close of the previous client's channel. Clients that come one after
+// another on one connection then pay two round trips, not one. With several
+// connections, a new channel is opened on the one quiet longest (see
+// sshConn.quieter), so the control packets of one client's channel land on a
+// connection no client is waiting on. Four is the fewest that kept
+// back-to-back clients at one round trip in the peer bench (three leaves a
+// refill's confirmation a fraction of a millisecond ahead of the next
+// client). To a nearby server (see defaultSpreadRTT) new channels stay on
+// one of them. A forwarding-only connection costs the server a process and
+// no session (MaxSessions counts none), and each is a login.
+const defaultConns = 1
 
 // localAddrRE is the local address in a socket error ("read tcp
 // 127.0.0.1:41522->10.0.0.5:22: ..."), which differs between tries.
