@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"testing"
@@ -33,7 +34,7 @@ func (c *clock) set(t time.Time) {
 
 // gatedDial dials u once per value received from gate (all at once when
 // gate is closed), so the test decides when, on its clock, each connection
-// joins the pool.
+// joins the pool. A dial no one lets through fails after waitTimeout.
 func (u *upstream) gatedDial(gate <-chan struct{}) func(context.Context) (*net.TCPConn, error) {
 	return func(ctx context.Context) (*net.TCPConn, error) {
 		select {
@@ -41,7 +42,19 @@ func (u *upstream) gatedDial(gate <-chan struct{}) func(context.Context) (*net.T
 			return u.dial(ctx)
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-time.After(waitTimeout):
+			return nil, errors.New("gatedDial: not let through")
 		}
+	}
+}
+
+// letDial lets one dial of gatedDial(gate) through.
+func letDial(t *testing.T, gate chan<- struct{}) {
+	t.Helper()
+	select {
+	case gate <- struct{}{}:
+	case <-time.After(waitTimeout):
+		t.Fatal("the pool never dialed")
 	}
 }
 
@@ -128,10 +141,10 @@ func TestGetSkipsExpired(t *testing.T) {
 	t0 := clk.Now()
 	gate := make(chan struct{})
 	p := newPool(t, Config[*net.TCPConn]{Dial: u.gatedDial(gate), Warm: 2, TTL: time.Minute, Now: clk.Now})
-	gate <- struct{}{}
+	letDial(t, gate)
 	waitIdle(t, p, 1) // the oldest, at t0: alive until t0 + 51 s at least
 	clk.set(t0.Add(-time.Minute))
-	gate <- struct{}{}
+	letDial(t, gate)
 	waitIdle(t, p, 2) // the newest, dead from t0 on
 	oldest, newest := u.conns()[0], u.conns()[1]
 	clk.set(t0.Add(time.Millisecond))
