@@ -212,33 +212,15 @@ func TestSummaryAfterCtrlC(t *testing.T) {
 	up := startUpstream(t, echo)
 	cmd := exec.Command("script", "-qec", warmportBin+" forward 0 "+up.addr(), "/dev/null")
 	cmd.Env = append(baseEnv(), "NO_COLOR=1", "WARMPORT_STATE_DIR="+t.TempDir())
-	out := &stderrWatcher{ready: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = out, out
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.WaitDelay = exitTimeout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-out.ready:
-	case <-time.After(readyTimeout):
-		cmd.Process.Kill()
-		t.Fatalf("no ready line through script within %v:\n%s", readyTimeout, out.String())
-	}
+	p := testsrv.MustStart(t, cmd, "") // the pseudo-terminal mixes stdout and stderr
+	p.WaitOutput(t, "the ready line through script", readyRE.MatchString)
 	in.Write([]byte{3}) // Ctrl-C
-	select {
-	case <-done:
-	case <-time.After(exitTimeout):
-		cmd.Process.Kill()
-		t.Fatalf("warmport did not exit after ^C:\n%s", out.String())
-	}
-	in.Close()
-	got := strings.ReplaceAll(out.String(), "\r", "")
+	p.Wait(t)
+	got := strings.ReplaceAll(p.Output(), "\r", "")
 	if !strings.Contains(got, "^C\nwarmport session ") {
 		t.Errorf("the terminal: got\n%s\nwant ^C, then the summary on a line of its own", got)
 	}

@@ -238,9 +238,9 @@ func TestStatsHostileFiles(t *testing.T) {
 	// --watch redraws over the same files and stops at SIGTERM at once.
 	p := startWarmportEnv(t, []string{"NO_COLOR=1", "WARMPORT_STATE_DIR=" + dir}, "stats", "--watch")
 	deadline := time.Now().Add(statsPollTimeout)
-	for strings.Count(p.stdout.String(), "warmport stats,") < 2 {
+	for strings.Count(p.Stdout(), "warmport stats,") < 2 {
 		if time.Now().After(deadline) || p.exited() {
-			t.Fatalf("no second frame within %v\nstdout:\n%s\nstderr:\n%s", statsPollTimeout, p.stdout.String(), p.stderr.String())
+			t.Fatalf("no second frame within %v\nstdout:\n%s\nstderr:\n%s", statsPollTimeout, p.Stdout(), p.Output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
