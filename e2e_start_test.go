@@ -48,16 +48,9 @@ func TestSuggestedCommandsWork(t *testing.T) {
 			line := "warmport forward " + fix + tc.tail
 			cmd := exec.Command("bash", "-c", line)
 			cmd.Env = append(baseEnv(), "PATH="+filepath.Dir(warmportBin)+":"+os.Getenv("PATH"), "WARMPORT_STATE_DIR="+t.TempDir(), "NO_COLOR=1")
-			cmd.WaitDelay = exitTimeout
-			out, err := cmd.CombinedOutput()
-			status := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				status = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if status != tc.status || !readyRE.Match(out) {
-				t.Errorf("the suggestion %q: status %d; want %d and the ready line\n%s", line, status, tc.status, out)
+			s := startProc(t, cmd).wait(t, exitTimeout)
+			if s.status != tc.status || !readyRE.MatchString(s.stderr) {
+				t.Errorf("the suggestion %q: status %d; want %d and the ready line\nstdout:\n%s\nstderr:\n%s", line, s.status, tc.status, s.stdout, s.stderr)
 			}
 		})
 	}
