@@ -132,6 +132,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 	waitIdle(t, p, 3)
 	c := mustGet(t, p, Warm)
 	mustRoundTrip(t, c)
+	waitIdle(t, p, 3) // the refill landed: c, put back, is then the newest
 	if err := p.Put(c); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
