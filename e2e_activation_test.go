@@ -62,7 +62,7 @@ func TestSocketActivation(t *testing.T) {
 			p := startSocketActivate(t, tt.opts, "forward", "--json", "--exit-idle", "300ms", tt.local, up.addr())
 			for i := 0; i < 3; i++ {
 				if err := echoVia(tt.network, tt.addr, "hello\n"); err != nil {
-					t.Fatalf("client %d: %v\nstderr:\n%s", i, err, p.stderr.String())
+					t.Fatalf("client %d: %v\nstderr:\n%s", i, err, p.Output())
 				}
 			}
 			res := p.wait(t, exitTimeout)
@@ -73,7 +73,7 @@ func TestSocketActivation(t *testing.T) {
 			if tt.network == "unix" {
 				want = "unix:" + tt.addr
 			}
-			if got := p.stderr.readyAddr(); got != want {
+			if got := p.readyAddr(); got != want {
 				t.Errorf("ready line's address: got %s; want %s", got, want)
 			}
 			s := parseSummary(t, res.stdout)

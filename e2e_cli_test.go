@@ -13,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // TestChildCommand: `forward LOCAL REMOTE -- COMMAND` runs COMMAND with
@@ -254,7 +253,7 @@ func TestOutput(t *testing.T) {
 		if !slices.Contains(flags, "-q") {
 			waitStderr(t, p, client) // the line printed as the connection closed
 		}
-		before = p.stderr.String()
+		before = p.Output()
 		r = p.stop(t)
 		return r, client, before
 	}
@@ -297,16 +296,4 @@ func TestOutput(t *testing.T) {
 			}
 		}
 	})
-}
-
-// waitStderr waits until p's stderr contains s.
-func waitStderr(t *testing.T, p *proc, s string) {
-	t.Helper()
-	deadline := time.Now().Add(exitTimeout)
-	for !strings.Contains(p.stderr.String(), s) {
-		if time.Now().After(deadline) || p.exited() {
-			t.Fatalf("stderr does not mention %s:\n%s", s, p.stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond) // nothing to wait on: poll
-	}
 }

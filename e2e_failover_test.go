@@ -29,8 +29,8 @@ func TestFailoverUnderLoad(t *testing.T) {
 	aAddr, bAddr := a.addr(), b.addr()
 	p := startWarmport(t, "forward", "--json", "-q", "--warm", "2", "127.0.0.1:0", aAddr+","+bAddr)
 	addr := p.waitReady(t)
-	if !strings.Contains(p.stderr.String(), "-> "+aAddr+","+bAddr) {
-		t.Errorf("ready line does not show the candidates:\n%s", p.stderr.String())
+	if !strings.Contains(p.Output(), "-> "+aAddr+","+bAddr) {
+		t.Errorf("ready line does not show the candidates:\n%s", p.Output())
 	}
 
 	var phase atomic.Int32 // 0 both up, 1 A down, 2 A back, 3 B down

@@ -6,7 +6,6 @@ package main
 // on 127.0.0.1 (e2e_upstream_test.go has the upstream servers and clients).
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,10 +19,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 // helperEnv makes the test binary act as a child command of warmport (see
@@ -89,13 +89,12 @@ func buildAndRun(m *testing.M) int {
 // readyRE matches the contract's ready line on stderr.
 var readyRE = regexp.MustCompile(`forwarding (\S+) -> (\S+)`)
 
-// proc is one running warmport process.
+// proc is one running warmport process (or a program that execs it), on
+// testsrv's launcher: stdout kept apart (the JSON summary is data), stderr
+// watched for the contract's ready lines.
 type proc struct {
-	cmd    *exec.Cmd
-	stdout lockedBuffer
-	stderr stderrWatcher
-	done   chan struct{} // closed when Wait returned
-	err    error         // Wait's error, once done is closed
+	*testsrv.Proc
+	cmd *exec.Cmd
 }
 
 // result is how a process ended.
@@ -138,7 +137,7 @@ func (p *proc) waitPoolIdle(t *testing.T, n int) {
 			dir = v // the last one wins, as in exec
 		}
 	}
-	snap := filepath.Join(dir, "running", strconv.Itoa(p.cmd.Process.Pid)+".json")
+	snap := filepath.Join(dir, "running", strconv.Itoa(p.Pid())+".json")
 	var s struct {
 		Pool struct {
 			Idle int `json:"idle"`
@@ -166,31 +165,12 @@ func startWarmportEnv(t *testing.T, env []string, args ...string) *proc {
 	return startProc(t, cmd)
 }
 
-// startProc starts cmd, warmport or a program that execs it, watching its
-// stderr for ready lines; it is killed when the test ends, if still running.
+// startProc starts cmd, warmport or a program that execs it; it is killed
+// when the test ends, if still running (a SIGTERM would make it drain).
 func startProc(t *testing.T, cmd *exec.Cmd) *proc {
 	t.Helper()
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	p.stderr.ready = make(chan struct{})
-	p.stderr.more = make(chan struct{}, 1)
-	p.cmd.Stdout = &p.stdout
-	p.cmd.Stderr = &p.stderr
-	p.cmd.WaitDelay = 10 * time.Second // a stray grandchild must not hold Wait forever
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", strings.Join(cmd.Args, " "), err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p := &proc{Proc: testsrv.MustStart(t, cmd, "", testsrv.SplitStdout()), cmd: cmd}
+	t.Cleanup(p.Kill) // runs before testsrv's Stop, which then finds it ended
 	return p
 }
 
@@ -203,40 +183,57 @@ func runWarmport(t *testing.T, args ...string) result {
 // waitReady waits for the ready line and returns the address listened on.
 func (p *proc) waitReady(t *testing.T) string {
 	t.Helper()
-	timer := time.NewTimer(readyTimeout)
-	defer timer.Stop()
-	select {
-	case <-p.stderr.ready:
-		return p.stderr.readyAddr()
-	case <-p.done:
-		t.Fatalf("warmport exited before the ready line: %v\nstderr:\n%s", p.err, p.stderr.String())
-	case <-timer.C:
-		t.Fatalf("no ready line within %v\nstderr:\n%s", readyTimeout, p.stderr.String())
-	}
-	return ""
+	return p.waitReadyN(t, 1)[0]
 }
 
 // waitReadyN waits for n ready lines (warmport up: one per forward) and
 // returns their addresses in order.
 func (p *proc) waitReadyN(t *testing.T, n int) []string {
 	t.Helper()
-	timer := time.NewTimer(readyTimeout)
-	defer timer.Stop()
-	for {
-		p.stderr.mu.Lock()
-		addrs := slices.Clone(p.stderr.addrs)
-		p.stderr.mu.Unlock()
-		if len(addrs) >= n {
-			return addrs
-		}
-		select {
-		case <-p.stderr.more:
-		case <-p.done:
-			t.Fatalf("warmport exited after %d of %d ready lines: %v\nstderr:\n%s", len(addrs), n, p.err, p.stderr.String())
-		case <-timer.C:
-			t.Fatalf("%d of %d ready lines within %v\nstderr:\n%s", len(addrs), n, readyTimeout, p.stderr.String())
+	p.WaitOutput(t, fmt.Sprintf("%d ready lines", n), func(out string) bool { return len(readyAddrs(out)) >= n })
+	return readyAddrs(p.Output())
+}
+
+// readyAddr is the address of the first ready line so far, "" before it.
+func (p *proc) readyAddr() string {
+	if addrs := readyAddrs(p.Output()); len(addrs) > 0 {
+		return addrs[0]
+	}
+	return ""
+}
+
+// readyLines are the ready lines of stderr, in order.
+func readyLines(stderr string) []string {
+	var out []string
+	for _, l := range lines(stderr) {
+		if readyRE.MatchString(l) {
+			out = append(out, l)
 		}
 	}
+	return out
+}
+
+// readyAddrs are the addresses listened on that the ready lines in stderr name.
+func readyAddrs(stderr string) []string {
+	var out []string
+	for _, l := range readyLines(stderr) {
+		out = append(out, readyRE.FindStringSubmatch(l)[1])
+	}
+	return out
+}
+
+// waitStderr waits until p's stderr contains s; a process that exits first
+// fails the test.
+func waitStderr(t *testing.T, p *proc, s string) {
+	t.Helper()
+	p.WaitOutput(t, fmt.Sprintf("%q on stderr", s), func(out string) bool { return strings.Contains(out, s) })
+}
+
+// waitStderr waits until p's stderr matches re, and returns the match.
+func (p *proc) waitStderr(t *testing.T, re *regexp.Regexp) string {
+	t.Helper()
+	p.WaitOutput(t, fmt.Sprintf("stderr matching %q", re), re.MatchString)
+	return re.FindString(p.Output())
 }
 
 // signal sends sig to the process.
@@ -250,7 +247,7 @@ func (p *proc) signal(t *testing.T, sig os.Signal) {
 // exited reports whether the process has ended, without waiting.
 func (p *proc) exited() bool {
 	select {
-	case <-p.done:
+	case <-p.Exited():
 		return true
 	default:
 		return false
@@ -264,18 +261,13 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) result {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
-	case <-p.done:
+	case <-p.Exited():
 	case <-timer.C:
-		p.cmd.Process.Kill()
-		<-p.done
-		t.Fatalf("warmport still running %v after it should have ended; killed it\nstderr:\n%s", timeout, p.stderr.String())
+		p.Kill()
+		t.Fatalf("warmport still running %v after it should have ended; killed it\nstderr:\n%s", timeout, p.Output())
 	}
-	r := result{status: p.cmd.ProcessState.ExitCode(), stdout: p.stdout.String(), stderr: p.stderr.String()}
-	var ee *exec.ExitError
-	if p.err != nil && !errors.As(p.err, &ee) {
-		t.Errorf("wait: %v", p.err)
-	}
-	return r
+	status := p.Wait(t) // at once: it has ended; Output and Stdout are then whole
+	return result{status: status, stdout: p.Stdout(), stderr: p.Output()}
 }
 
 // stop sends SIGTERM and waits for the exit, which must be status 0.
@@ -310,67 +302,6 @@ func waitDraining(t *testing.T, addr string) {
 		time.Sleep(20 * time.Millisecond) // nothing to wait on: poll
 	}
 	t.Fatalf("%s still accepts connections %v after the signal", addr, exitTimeout)
-}
-
-// lockedBuffer is a bytes.Buffer safe for the writer goroutine and readers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// stderrWatcher keeps stderr and closes ready at the first complete line
-// that matches readyRE.
-type stderrWatcher struct {
-	lockedBuffer
-	ready   chan struct{}
-	scanned int      // bytes of buf already looked at, whole lines only
-	addr    string   // from the ready line
-	addrs   []string // from every ready line (warmport up prints one per forward)
-	more    chan struct{}
-}
-
-func (w *stderrWatcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n, err := w.buf.Write(p)
-	for {
-		rest := w.buf.Bytes()[w.scanned:]
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			break
-		}
-		w.scanned += i + 1
-		if m := readyRE.FindSubmatch(rest[:i]); m != nil {
-			if w.addr == "" {
-				w.addr = string(m[1])
-				close(w.ready)
-			}
-			w.addrs = append(w.addrs, string(m[1]))
-			select {
-			case w.more <- struct{}{}:
-			default:
-			}
-		}
-	}
-	return n, err
-}
-
-func (w *stderrWatcher) readyAddr() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.addr
 }
 
 // lines splits output into its non-empty lines.

@@ -139,7 +139,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 			p.signal(t, sig)
 			waitDraining(t, addr)
 			if p.exited() {
-				t.Fatalf("warmport exited during the drain with a connection open\nstderr:\n%s", p.stderr.String())
+				t.Fatalf("warmport exited during the drain with a connection open\nstderr:\n%s", p.Output())
 			}
 			p.signal(t, sig)
 			cut(t, c, p.wait(t, exitTimeout))
@@ -335,8 +335,8 @@ func TestExitIdle(t *testing.T) {
 			t.Fatalf("echo: %v (did --exit-idle %v run out before the client connected?)", err, exitIdle)
 		}
 		select { // nothing to wait for: the process must not end by itself
-		case <-p.done:
-			t.Fatalf("warmport exited with a connection open (--exit-idle %v)\nstderr:\n%s", exitIdle, p.stderr.String())
+		case <-p.Exited():
+			t.Fatalf("warmport exited with a connection open (--exit-idle %v)\nstderr:\n%s", exitIdle, p.Output())
 		case <-time.After(2 * exitIdle):
 		}
 		c.CloseWrite()

@@ -299,11 +299,12 @@ func TestChildSIGPIPE(t *testing.T) {
 	script := "trap '' PIPE; exec " + warmportBin + " forward -q 0 " + up.addr() + " -- grep SigIgn /proc/self/status"
 	cmd := exec.Command("sh", "-c", script)
 	cmd.Env = append(baseEnv(), "WARMPORT_STATE_DIR="+t.TempDir())
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v", script, err)
+	r := startProc(t, cmd).wait(t, exitTimeout)
+	if r.status != 0 {
+		t.Fatalf("%s: status %d; want 0\nstderr:\n%s", script, r.status, r.stderr)
 	}
-	m := regexp.MustCompile(`SigIgn:\s*([0-9a-f]+)`).FindStringSubmatch(string(out))
+	out := r.stdout
+	m := regexp.MustCompile(`SigIgn:\s*([0-9a-f]+)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("COMMAND's output: got %q; want its SigIgn line", out)
 	}

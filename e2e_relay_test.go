@@ -194,7 +194,7 @@ func TestUpstreamDownThenUp(t *testing.T) {
 				t.Fatalf("client with the upstream down: got %d bytes, %v; want a reset at once (never a clean EOF)", n, err)
 			}
 			if p.exited() {
-				t.Fatalf("warmport exited after a failed dial\nstderr:\n%s", p.stderr.String())
+				t.Fatalf("warmport exited after a failed dial\nstderr:\n%s", p.Output())
 			}
 
 			startUpstreamOn(t, remote, echo)

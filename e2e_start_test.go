@@ -48,16 +48,9 @@ func TestSuggestedCommandsWork(t *testing.T) {
 			line := "warmport forward " + fix + tc.tail
 			cmd := exec.Command("bash", "-c", line)
 			cmd.Env = append(baseEnv(), "PATH="+filepath.Dir(warmportBin)+":"+os.Getenv("PATH"), "WARMPORT_STATE_DIR="+t.TempDir(), "NO_COLOR=1")
-			cmd.WaitDelay = exitTimeout
-			out, err := cmd.CombinedOutput()
-			status := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				status = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if status != tc.status || !readyRE.Match(out) {
-				t.Errorf("the suggestion %q: status %d; want %d and the ready line\n%s", line, status, tc.status, out)
+			s := startProc(t, cmd).wait(t, exitTimeout)
+			if s.status != tc.status || !readyRE.MatchString(s.stderr) {
+				t.Errorf("the suggestion %q: status %d; want %d and the ready line\nstdout:\n%s\nstderr:\n%s", line, s.status, tc.status, s.stdout, s.stderr)
 			}
 		})
 	}
@@ -212,33 +205,15 @@ func TestSummaryAfterCtrlC(t *testing.T) {
 	up := startUpstream(t, echo)
 	cmd := exec.Command("script", "-qec", warmportBin+" forward 0 "+up.addr(), "/dev/null")
 	cmd.Env = append(baseEnv(), "NO_COLOR=1", "WARMPORT_STATE_DIR="+t.TempDir())
-	out := &stderrWatcher{ready: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = out, out
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.WaitDelay = exitTimeout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-out.ready:
-	case <-time.After(readyTimeout):
-		cmd.Process.Kill()
-		t.Fatalf("no ready line through script within %v:\n%s", readyTimeout, out.String())
-	}
+	p := testsrv.MustStart(t, cmd, "") // the pseudo-terminal mixes stdout and stderr
+	p.WaitOutput(t, "the ready line through script", readyRE.MatchString)
 	in.Write([]byte{3}) // Ctrl-C
-	select {
-	case <-done:
-	case <-time.After(exitTimeout):
-		cmd.Process.Kill()
-		t.Fatalf("warmport did not exit after ^C:\n%s", out.String())
-	}
-	in.Close()
-	got := strings.ReplaceAll(out.String(), "\r", "")
+	p.Wait(t)
+	got := strings.ReplaceAll(p.Output(), "\r", "")
 	if !strings.Contains(got, "^C\nwarmport session ") {
 		t.Errorf("the terminal: got\n%s\nwant ^C, then the summary on a line of its own", got)
 	}

@@ -238,9 +238,9 @@ func TestStatsHostileFiles(t *testing.T) {
 	// --watch redraws over the same files and stops at SIGTERM at once.
 	p := startWarmportEnv(t, []string{"NO_COLOR=1", "WARMPORT_STATE_DIR=" + dir}, "stats", "--watch")
 	deadline := time.Now().Add(statsPollTimeout)
-	for strings.Count(p.stdout.String(), "warmport stats,") < 2 {
+	for strings.Count(p.Stdout(), "warmport stats,") < 2 {
 		if time.Now().After(deadline) || p.exited() {
-			t.Fatalf("no second frame within %v\nstdout:\n%s\nstderr:\n%s", statsPollTimeout, p.stdout.String(), p.stderr.String())
+			t.Fatalf("no second frame within %v\nstdout:\n%s\nstderr:\n%s", statsPollTimeout, p.Stdout(), p.Output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -273,20 +273,7 @@ func statsRunRSS(t *testing.T, dir string, args ...string) (result, int64) {
 	rssFile := filepath.Join(t.TempDir(), "rss")
 	cmd := exec.Command(timeBin, append([]string{"-o", rssFile, "-f", "%M", warmportBin, "stats"}, args...)...)
 	cmd.Env = append(baseEnv(), "NO_COLOR=1", "WARMPORT_STATE_DIR="+dir)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(exitTimeout):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("stats %s: still running after %v; killed it", strings.Join(args, " "), exitTimeout)
-	}
+	r := startProc(t, cmd).wait(t, exitTimeout)
 	data, err := os.ReadFile(rssFile)
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +284,7 @@ func statsRunRSS(t *testing.T, dir string, args ...string) (result, int64) {
 	if err != nil {
 		t.Fatalf("%s's output: %q: %v", timeBin, data, err)
 	}
-	return result{status: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}, kib << 10
+	return r, kib << 10
 }
 
 // TestStatsStalledStdout: `stats --watch --json` into a pipe nobody reads

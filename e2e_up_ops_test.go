@@ -89,7 +89,7 @@ func TestUpExitIdle(t *testing.T) {
 	// Nothing to wait on: the point is time passing with a connection open.
 	time.Sleep(3 * idle)
 	if p.exited() {
-		t.Fatalf("up exited with a connection open on forward a\nstderr:\n%s", p.stderr.String())
+		t.Fatalf("up exited with a connection open on forward a\nstderr:\n%s", p.Output())
 	}
 	echoOnce(t, addrs[1], "b still serves")
 	c.Close()

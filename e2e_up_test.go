@@ -161,7 +161,7 @@ func TestUpForwards(t *testing.T) {
 			}
 			p := startWarmport(t, "up", "--json", "-f", writeProfile(t, profile.String()))
 			addrs := p.waitReadyN(t, n)
-			for i, l := range readyLines(p.stderr.String()) {
+			for i, l := range readyLines(p.Output()) {
 				if want := fmt.Sprintf("warmport: forwarding %s -> %s (%s)", addrs[i], remotes[i], names[i]); l != want {
 					t.Errorf("ready line %d: got %q; want %q", i, l, want)
 				}
@@ -221,17 +221,6 @@ func TestUpForwards(t *testing.T) {
 	}
 }
 
-// readyLines are the ready lines of stderr, in order.
-func readyLines(stderr string) []string {
-	var out []string
-	for _, l := range lines(stderr) {
-		if readyRE.MatchString(l) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // TestUpChildEnv: COMMAND gets WARMPORT_<NAME>_ADDR and _PORT of each
 // forward (NAME upper-cased, '-' as '_'; PORT empty for a Unix socket),
 // reaches the upstreams through them, and its status is up's.
@@ -258,14 +247,6 @@ exit 7`
 	if _, err := os.Stat(sock); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("unix socket after exit: got %v; want it removed", err)
 	}
-}
-
-func readyAddrs(stderr string) []string {
-	var out []string
-	for _, l := range readyLines(stderr) {
-		out = append(out, readyRE.FindStringSubmatch(l)[1])
-	}
-	return out
 }
 
 // TestUpSelect: NAMEs run only those forwards, in profile order whatever

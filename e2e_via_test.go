@@ -17,22 +17,6 @@ import (
 	"time"
 )
 
-// waitStderr waits until p's stderr matches re, bounded by readyTimeout.
-// Another process's output: nothing to wait on but polling it.
-func (p *proc) waitStderr(t *testing.T, re *regexp.Regexp) string {
-	t.Helper()
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		if m := re.FindString(p.stderr.String()); m != "" {
-			return m
-		}
-		if time.Now().After(deadline) || p.exited() {
-			t.Fatalf("stderr did not show %q (exited: %v):\n%s", re, p.exited(), p.stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestViaUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "id")
@@ -282,7 +266,7 @@ func TestViaHealsAfterSshdRestart(t *testing.T) {
 	client := echoOnce(t, addr, "after the restart")
 	t.Logf("next client served %.2fs after sshd listened again", time.Since(back).Seconds())
 	if p.exited() {
-		t.Fatalf("warmport exited:\n%s", p.stderr.String())
+		t.Fatalf("warmport exited:\n%s", p.Output())
 	}
 	r := p.stop(t)
 	sum := parseSummary(t, r.stdout)

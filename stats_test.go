@@ -379,9 +379,9 @@ func TestStatsWatch(t *testing.T) {
 	dir := t.TempDir()
 	p := startWarmportEnv(t, []string{"NO_COLOR=1", "WARMPORT_STATE_DIR=" + dir}, "stats", "--watch")
 	deadline := time.Now().Add(statsPollTimeout)
-	for strings.Count(p.stdout.String(), "warmport stats,") < 2 {
+	for strings.Count(p.Stdout(), "warmport stats,") < 2 {
 		if time.Now().After(deadline) || p.exited() {
-			t.Fatalf("no second frame within %v\nstdout:\n%s", statsPollTimeout, p.stdout.String())
+			t.Fatalf("no second frame within %v\nstdout:\n%s", statsPollTimeout, p.Stdout())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

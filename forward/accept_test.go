@@ -12,11 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/warmport/warmport/pool"
 )
@@ -179,4 +182,95 @@ func TestServeTwiceAtOnce(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("second Serve: %v", err)
 	}
+}
+
+// A client's socket has TCP_NODELAY, and Go's keepalive (15 s idle, 15 s
+// apart, 9 probes) unless LOCAL is a loopback address, where no peer can
+// vanish without the kernel saying so. The forwarder sets them once on the
+// listener, for accepted sockets to inherit: the test reads them, as a user's
+// ss -o or lsof would, on the accepted socket itself (found among this
+// process's fds by its two addresses). The loop pass only: the copier's
+// duplicate of a socket comes from net.FileConn, which sets TCP_NODELAY and
+// Go's keepalive itself, loopback or not, so there the listener's settings
+// could be lost unseen.
+func TestAcceptedSocketOptions(t *testing.T) {
+	onLoop(t)
+	for _, tt := range []struct {
+		local     string
+		keepalive bool
+	}{
+		{"127.0.0.1:0", false},
+		{":0", true}, // every address: not loopback, so keepalive is on
+	} {
+		t.Run(tt.local, func(t *testing.T) {
+			up := startUpstream(t, echo)
+			f := serve(t, Config{Local: tt.local, Remote: up.addr(), Pool: pool.Options{Warm: 0}})
+			port := strconv.Itoa(f.Addr().(*net.TCPAddr).Port)
+			c := dial(t, net.JoinHostPort("127.0.0.1", port))
+			if _, err := c.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+				t.Fatal(err)
+			}
+			fds := acceptedFDs(t, f.Addr().(*net.TCPAddr).Port, c.LocalAddr().(*net.TCPAddr).Port)
+			if len(fds) == 0 {
+				t.Fatalf("no socket of this process from %v to %v", c.LocalAddr(), f.Addr())
+			}
+			want := map[[2]int]int{
+				{unix.IPPROTO_TCP, unix.TCP_NODELAY}: 1,
+				{unix.SOL_SOCKET, unix.SO_KEEPALIVE}: 0,
+			}
+			if tt.keepalive {
+				want[[2]int{unix.SOL_SOCKET, unix.SO_KEEPALIVE}] = 1
+				want[[2]int{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE}] = 15
+				want[[2]int{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL}] = 15
+				want[[2]int{unix.IPPROTO_TCP, unix.TCP_KEEPCNT}] = 9
+			}
+			for _, fd := range fds {
+				for opt, v := range want {
+					got, err := unix.GetsockoptInt(fd, opt[0], opt[1])
+					if err != nil {
+						t.Fatalf("getsockopt(%d, %d, %d): %v", fd, opt[0], opt[1], err)
+					}
+					if got != v {
+						t.Errorf("the accepted socket's option %d/%d: got %d; want %d", opt[0], opt[1], got, v)
+					}
+				}
+			}
+		})
+	}
+}
+
+// acceptedFDs are this process's file descriptors of TCP sockets on local
+// port port connected to peer port peer.
+func acceptedFDs(t *testing.T, port, peer int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	portOf := func(sa unix.Sockaddr) int {
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
+			return a.Port
+		case *unix.SockaddrInet6:
+			return a.Port
+		}
+		return -1
+	}
+	var fds []int
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if sa, err := unix.Getsockname(fd); err != nil || portOf(sa) != port {
+			continue
+		}
+		if sa, err := unix.Getpeername(fd); err == nil && portOf(sa) == peer {
+			fds = append(fds, fd)
+		}
+	}
+	return fds
 }

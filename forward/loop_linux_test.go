@@ -16,9 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/warmport/warmport/forward/internal/rawsock"
 	"github.com/warmport/warmport/pool"
 	"github.com/warmport/warmport/recycle"
 	"github.com/warmport/warmport/session"
@@ -223,74 +220,6 @@ func synSent(t *testing.T, port string) int {
 		}
 	}
 	return n
-}
-
-// An accepted socket takes TCP_NODELAY and the keepalive settings from the
-// listener, which is where openAccept sets them, once.
-func TestAcceptInheritsSockopts(t *testing.T) {
-	get := func(fd, level, opt int) int {
-		v, err := unix.GetsockoptInt(fd, level, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	for _, keepalive := range []bool{false, true} {
-		ln, rc := listenRaw(t)
-		rc.Control(func(fd uintptr) { rawsock.SetSockopts(int(fd), keepalive) })
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		var nfd int
-		rc.Control(func(fd uintptr) { nfd, _, err = rawsock.Accept4(int(fd)) })
-		if err != nil {
-			t.Fatalf("accept: %v", err)
-		}
-		defer unix.Close(nfd)
-		want := map[bool]int{false: 0, true: 1}[keepalive]
-		if got := get(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY); got != 1 {
-			t.Errorf("keepalive %v: accepted TCP_NODELAY %d; want 1", keepalive, got)
-		}
-		if got := get(nfd, unix.SOL_SOCKET, unix.SO_KEEPALIVE); got != want {
-			t.Errorf("keepalive %v: accepted SO_KEEPALIVE %d; want %d", keepalive, got, want)
-		}
-		if keepalive {
-			for opt, v := range map[int]int{unix.TCP_KEEPIDLE: 15, unix.TCP_KEEPINTVL: 15, unix.TCP_KEEPCNT: 9} {
-				if got := get(nfd, unix.IPPROTO_TCP, opt); got != v {
-					t.Errorf("accepted TCP option %d: %d; want %d", opt, got, v)
-				}
-			}
-		}
-	}
-
-	// The forwarder's own clients.
-	up := startUpstream(t, echo)
-	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 0}})
-	c := dial(t, addr)
-	if _, err := c.Write([]byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
-		t.Fatal(err)
-	}
-	var clients []*sock
-	for _, p := range f.live.all() {
-		clients = append(clients, p.client)
-	}
-	if len(clients) != 1 {
-		t.Fatalf("%d active pairs; want 1", len(clients))
-	}
-	err := clients[0].Do(func(fd int) error {
-		if got := get(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY); got != 1 {
-			t.Errorf("a client's TCP_NODELAY: %d; want 1", got)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // Pairs are spread over the loops, one per P, each loop relaying its share

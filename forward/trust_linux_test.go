@@ -3,7 +3,6 @@ package forward
 import (
 	"io"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
@@ -107,22 +106,6 @@ func TestShutdownDuringDialIsNoFailure(t *testing.T) {
 	if sum.Totals.Failed != 0 {
 		t.Errorf("totals.failed = %d; want 0", sum.Totals.Failed)
 	}
-}
-
-// listenRaw listens on loopback, closed when the test ends, and returns the
-// listener's raw fd access.
-func listenRaw(t *testing.T) (net.Listener, syscall.RawConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	rc, err := ln.(*net.TCPListener).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln, rc
 }
 
 // replayableConn applies the replay rule to c, after written bytes.

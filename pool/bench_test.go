@@ -1,9 +1,11 @@
-package pool
+package pool_test
 
 import (
 	"context"
 	"net"
 	"testing"
+
+	. "github.com/warmport/warmport/pool"
 )
 
 // BenchmarkGetPut borrows and returns a connection: after the first round
@@ -38,21 +40,5 @@ func BenchmarkGetPut(b *testing.B) {
 			s := p.Stats()
 			b.ReportMetric(float64(s.Dials), "dials")
 		})
-	}
-}
-
-// BenchmarkProbe is the liveness check of one borrow.
-func BenchmarkProbe(b *testing.B) {
-	u := startUpstream(b, echo)
-	c, err := u.dial(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := check(c, false); err != nil {
-			b.Fatal(err)
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package pool
+package pool_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	. "github.com/warmport/warmport/pool"
 )
 
 // TestUnusedCloseIsFIN: a pre-dialed connection that a server greeted and
@@ -37,7 +39,7 @@ func TestUnusedCloseIsFIN(t *testing.T) {
 			tc.cfg(&cfg)
 			p := newPool(t, cfg)
 			waitIdle(t, p, 1)
-			waitFor(t, "the greeting to reach the pooled socket", func() bool { _, withBytes := idleHealth(p); return withBytes == 1 })
+			u.waitWithBytes(t, 1)
 			tc.let(p)
 			select {
 			case err := <-ends:

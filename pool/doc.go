@@ -14,9 +14,10 @@
 //
 // An idle connection lives at most Config.TTL (each one gets its own deadline
 // between 85% and 100% of it, so they do not all expire at once), checked on
-// take and by a reaper goroutine. Expired connections are replaced only while
-// clients keep coming: when no Get came for a whole TTL the pool drains to
-// zero, and the next Get (a miss) warms it up again.
+// take and by a reaper goroutine (or by Reap, for a pool on the caller's own
+// clock, Config.Now). Expired connections are replaced only while clients
+// keep coming: when no Get came for a whole TTL the pool drains to zero, and
+// the next Get (a miss) warms it up again.
 //
 // Put takes a connection back after a client is done with it (for
 // request/response protocols only), if it is alive and has nothing unread.

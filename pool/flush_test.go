@@ -1,10 +1,12 @@
-package pool
+package pool_test
 
 import (
 	"context"
 	"net"
 	"sync/atomic"
 	"testing"
+
+	. "github.com/warmport/warmport/pool"
 )
 
 // Flush closes the idle connections to the old upstream and warms the pool

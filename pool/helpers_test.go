@@ -1,4 +1,4 @@
-package pool
+package pool_test
 
 import (
 	"context"
@@ -7,11 +7,14 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/warmport/warmport/internal/testsrv"
+	. "github.com/warmport/warmport/pool"
 )
 
 const (
@@ -21,8 +24,15 @@ const (
 )
 
 // upstream is a testsrv.Server on 127.0.0.1 (the tests' one
-// tracked-connection server) that the pool dials.
-type upstream struct{ *testsrv.Server }
+// tracked-connection server) that the pool dials. It keeps the connections
+// its dial made, as any caller of a pool may: what the kernel holds for the
+// idle ones is how a test waits for a server's act to reach them (health).
+type upstream struct {
+	*testsrv.Server
+
+	mu     sync.Mutex
+	dialed []*net.TCPConn
+}
 
 func startUpstream(t testing.TB, handle func(net.Conn)) *upstream {
 	t.Helper()
@@ -31,7 +41,7 @@ func startUpstream(t testing.TB, handle func(net.Conn)) *upstream {
 
 func startUpstreamAt(t testing.TB, addr string, handle func(net.Conn)) *upstream {
 	t.Helper()
-	return &upstream{testsrv.Serve(t, "tcp", addr, func(c net.Conn, _ func()) { handle(c) })}
+	return &upstream{Server: testsrv.Serve(t, "tcp", addr, func(c net.Conn, _ func()) { handle(c) })}
 }
 
 func (u *upstream) dial(ctx context.Context) (*net.TCPConn, error) {
@@ -40,6 +50,9 @@ func (u *upstream) dial(ctx context.Context) (*net.TCPConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	u.mu.Lock()
+	u.dialed = append(u.dialed, c.(*net.TCPConn))
+	u.mu.Unlock()
 	return c.(*net.TCPConn), nil
 }
 
@@ -113,27 +126,41 @@ func waitClosed(t *testing.T, u *upstream, c net.Conn) {
 	}
 }
 
-// idleHealth probes the idle connections in place and counts how many are
-// dead and how many have bytes pending. Tests use it to wait until the
-// kernel has delivered what the server did, before they borrow.
-func idleHealth(p *Pool[*net.TCPConn]) (dead, withBytes int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, id := range p.idle.Keys() {
-		ic, _ := p.idle.Peek(id)
-		switch h, err := check(ic.c, false); {
-		case err != nil:
+// health counts, among the connections u dialed that are still open on our
+// side (in these tests: those the pool holds idle, since every borrowed one
+// is closed before), how many the kernel shows dead (the server's FIN or
+// reset arrived) and how many have bytes waiting. Tests wait on it until what
+// the server did has reached the pool's sockets, before they borrow.
+func (u *upstream) health(t *testing.T) (dead, withBytes int) {
+	t.Helper()
+	for _, c := range u.conns() {
+		s, open := kernelState(t, c)
+		switch {
+		case !open:
+		case s.dead:
 			dead++
-		case h == pending:
+		case s.queued > 0:
 			withBytes++
 		}
 	}
 	return dead, withBytes
 }
 
-func waitIdleDead(t *testing.T, p *Pool[*net.TCPConn], n int) {
+// conns are the connections u's dial made, in the order it made them.
+func (u *upstream) conns() []*net.TCPConn {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.dialed)
+}
+
+func (u *upstream) waitDead(t *testing.T, n int) {
 	t.Helper()
-	waitFor(t, "dead idle connections", func() bool { d, _ := idleHealth(p); return d == n })
+	waitFor(t, "dead idle connections", func() bool { d, _ := u.health(t); return d == n })
+}
+
+func (u *upstream) waitWithBytes(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, "idle connections with bytes waiting", func() bool { _, b := u.health(t); return b == n })
 }
 
 // roundTrip writes a byte to c and reads it back from an echo server.

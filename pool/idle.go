@@ -59,7 +59,7 @@ func (p *Pool[C]) addLocked(c C, src Source, now time.Time) {
 	p.nextID++
 	ic := &idleConn[C]{c: c, src: src, deadline: now.Add(p.lifetime())}
 	p.idle.Add(p.nextID, ic)
-	if p.reapAt.IsZero() || ic.deadline.Before(p.reapAt) {
+	if p.wake != nil && (p.reapAt.IsZero() || ic.deadline.Before(p.reapAt)) {
 		p.reapAt = ic.deadline
 		select {
 		case p.wake <- struct{}{}:
@@ -139,7 +139,7 @@ func (p *Pool[C]) dialIdle() {
 		case p.closed:
 			p.doomed = append(p.doomed, c)
 		default:
-			p.addLocked(c, Warm, time.Now())
+			p.addLocked(c, Warm, p.now())
 		}
 		// Still short, counting the other dials in flight: go on, and
 		// stay counted in p.dialing.
@@ -189,9 +189,10 @@ func (p *Pool[C]) waitWork(linger **time.Timer) bool {
 	return false
 }
 
-// reaper closes idle connections when their deadline passes. It sleeps on a
-// timer set to the earliest deadline, and wakes early when addLocked brings
-// an earlier one. It exits when the pool's context is canceled.
+// reaper closes idle connections when their deadline passes, on the system's
+// clock (Config.Now is nil). It sleeps on a timer set to the earliest
+// deadline, and wakes early when addLocked brings an earlier one. It exits
+// when the pool's context is canceled.
 func (p *Pool[C]) reaper() {
 	defer p.wg.Done()
 	timer := time.NewTimer(time.Hour)
@@ -211,10 +212,16 @@ func (p *Pool[C]) reaper() {
 	}
 }
 
-// reap closes the idle connections whose deadline is not after now. If a Get
-// came within the last TTL, it dials replacements (up to Warm); otherwise the
-// pool drains, to be warmed up again by the next Get. It returns the earliest
-// remaining deadline, zero if the set is empty.
+// Reap closes the idle connections whose deadline has passed by the pool's
+// clock, as the reaper does when a deadline comes: if a Get came within the
+// last TTL, it starts dials to replace them (up to Warm); otherwise the pool
+// drains, to be warmed up again by the next Get. It is for a pool on the
+// caller's clock (Config.Now), which has no reaper: call it after moving
+// that clock. On the system's clock the reaper calls it on time.
+func (p *Pool[C]) Reap() { p.reap(p.now()) }
+
+// reap is Reap at now. It returns the earliest remaining deadline, zero if
+// the set is empty.
 func (p *Pool[C]) reap(now time.Time) (next time.Time) {
 	p.mu.Lock()
 	n := 0

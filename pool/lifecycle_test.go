@@ -1,4 +1,4 @@
-package pool
+package pool_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	. "github.com/warmport/warmport/pool"
 )
 
 func TestNoDialStorm(t *testing.T) {
@@ -90,12 +92,14 @@ func TestUpstreamDownNoRefillLoop(t *testing.T) {
 			failed.Add(1)
 		}
 	}
-	p := newPool(t, Config[*net.TCPConn]{Dial: dial, Warm: 2, TTL: 50 * time.Millisecond, OnDial: onDial})
+	clk := newClock()
+	p := newPool(t, Config[*net.TCPConn]{Dial: dial, Warm: 2, TTL: 50 * time.Millisecond, OnDial: onDial, Now: clk.Now})
 	waitFor(t, "the first fill to fail", func() bool { return failed.Load() == 2 })
 	// No signal announces a dial that should not happen: watch for a while.
 	const window = 100 * time.Millisecond
 	time.Sleep(window)
-	p.reap(time.Now().Add(time.Hour))
+	clk.set(clk.Now().Add(time.Hour)) // long past the TTL: a reap that refilled would dial
+	p.Reap()
 	if got := attempts.Load(); got != 2 {
 		t.Fatalf("dial attempts after a failed fill: got %d; want 2", got)
 	}
@@ -128,6 +132,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 	waitIdle(t, p, 3)
 	c := mustGet(t, p, Warm)
 	mustRoundTrip(t, c)
+	waitIdle(t, p, 3) // the refill landed: c, put back, is then the newest
 	if err := p.Put(c); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
@@ -202,7 +207,7 @@ func TestAfterClose(t *testing.T) {
 // A background dialer with nothing left to dial waits for the next refill
 // instead of exiting: under a steady run of borrows one goroutine does every
 // dial, and while it waits it takes no CPU. Close wakes a waiting dialer at
-// once, not after dialerLinger.
+// once, not after DialerLinger.
 func TestDialerWaitsForWork(t *testing.T) {
 	u := startUpstream(t, echo)
 	var mu sync.Mutex
@@ -255,14 +260,14 @@ func TestDialerWaitsForWork(t *testing.T) {
 	// Close that waited out its linger takes longer.
 	start := time.Now()
 	p.Close()
-	if waited := time.Since(start); waited >= dialerLinger/2 {
+	if waited := time.Since(start); waited >= DialerLinger/2 {
 		t.Fatalf("Close took %v: it waited out the dialer's linger", waited)
 	}
 	// A dialer Close did not wake would still wait for its linger.
-	deadline := time.Now().Add(dialerLinger / 2)
+	deadline := time.Now().Add(DialerLinger / 2)
 	for runtime.NumGoroutine() > g0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("goroutines %v after Close: got %d; want at most %d, as before New", dialerLinger/2, runtime.NumGoroutine(), g0)
+			t.Fatalf("goroutines %v after Close: got %d; want at most %d, as before New", DialerLinger/2, runtime.NumGoroutine(), g0)
 		}
 		time.Sleep(waitTick)
 	}

@@ -115,6 +115,17 @@ type Config[C Conn] struct {
 	// the dialing goroutine, and must not block. A dial canceled by Close is
 	// not reported.
 	OnDial func(error)
+
+	// Now, if set, is the pool's clock, as crypto/tls's Config.Time is a
+	// TLS config's: what idle connections' deadlines and the last Get are
+	// read from, so that a caller that simulates time (a test of code that
+	// holds a pool, a replay) decides when connections expire. The pool
+	// then starts no reaper, since a timer would keep to the system's time:
+	// expired connections are skipped (and closed) on borrow, and closed
+	// when the caller calls Reap. Nil means time.Now, with a reaper that
+	// closes each connection when its deadline comes. Dial durations are
+	// always measured on the system's clock.
+	Now func() time.Time
 }
 
 func (c *Config[C]) max() int {
@@ -149,14 +160,15 @@ type Pool[C Conn] struct {
 	warm int
 	ttl  time.Duration
 
-	onDial func(error) // Config.OnDial
+	onDial func(error)      // Config.OnDial
+	now    func() time.Time // Config.Now, or time.Now
 
 	// ctx, cancel and wg belong to the goroutines the pool starts (the reaper
 	// and background dials); Close cancels and waits.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	wake   chan struct{} // tells the reaper a deadline earlier than reapAt arrived
+	wake   chan struct{} // tells the reaper a deadline earlier than reapAt arrived; nil without a reaper (Config.Now)
 
 	mu      sync.Mutex
 	idle    *simplelru.LRU[uint64, *idleConn[C]] // newest at the front
@@ -198,7 +210,7 @@ func New[C Conn](cfg Config[C]) (*Pool[C], error) {
 		ttl:    cfg.ttl(),
 		ctx:    ctx,
 		cancel: cancel,
-		wake:   make(chan struct{}, 1),
+		now:    cfg.Now,
 		work:   make(chan struct{}, cfg.Warm),
 	}
 	idle, err := simplelru.NewLRU(cfg.max(), p.evictLocked)
@@ -207,8 +219,12 @@ func New[C Conn](cfg Config[C]) (*Pool[C], error) {
 		return nil, fmt.Errorf("pool: %w", err)
 	}
 	p.idle = idle
-	p.wg.Add(1)
-	go p.reaper()
+	if p.now == nil {
+		p.now = time.Now
+		p.wake = make(chan struct{}, 1)
+		p.wg.Add(1)
+		go p.reaper()
+	}
 	p.mu.Lock()
 	p.refillLocked()
 	p.mu.Unlock()
@@ -244,7 +260,7 @@ func (p *Pool[C]) Get(ctx context.Context) (c C, src Source, dial time.Duration,
 // counts as neither a hit nor a miss.
 func (p *Pool[C]) TryGet() (c C, src Source, ok bool) {
 	for {
-		ic := p.take(time.Now())
+		ic := p.take(p.now())
 		if ic == nil {
 			return c, Cold, false
 		}
@@ -328,7 +344,7 @@ func (p *Pool[C]) Put(c C) error {
 		c.Close()
 		return ErrClosed
 	}
-	p.addLocked(c, Reused, time.Now())
+	p.addLocked(c, Reused, p.now())
 	p.reused.Add(1)
 	p.unlock()
 	return nil

@@ -1,4 +1,4 @@
-package pool
+package pool_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/warmport/warmport/pool"
 )
 
 func TestSourceString(t *testing.T) {
@@ -94,7 +96,7 @@ func TestGetDropsStaleIdle(t *testing.T) {
 			waitIdle(t, p, 2)
 			waitFor(t, "the upstream to accept both", func() bool { return u.Accepted() == 2 })
 			tt.kill(t, u)
-			waitIdleDead(t, p, 2)
+			u.waitDead(t, 2)
 			for i := range 4 {
 				c, _, _, err := p.Get(context.Background())
 				if err != nil {
@@ -118,7 +120,7 @@ func TestUpstreamClosesIdleConns(t *testing.T) {
 	for i := range 3 {
 		// Each round borrows after the server dropped the idle ones.
 		waitIdle(t, p, 2)
-		waitIdleDead(t, p, 2)
+		u.waitDead(t, 2)
 		c, src, _, err := p.Get(context.Background())
 		if err != nil {
 			t.Fatalf("Get %d: %v", i, err)
@@ -141,7 +143,7 @@ func TestGreetingFirstUpstream(t *testing.T) {
 		u := startUpstream(t, greet)
 		p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 1})
 		waitIdle(t, p, 1)
-		waitFor(t, "the greeting in the idle socket", func() bool { _, n := idleHealth(p); return n == 1 })
+		u.waitWithBytes(t, 1)
 		c := mustGet(t, p, Warm)
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(waitTimeout))
@@ -161,7 +163,7 @@ func TestGreetingFirstUpstream(t *testing.T) {
 		u := startUpstream(t, greetAndClose)
 		p := newPool(t, Config[*net.TCPConn]{Dial: u.dial, Warm: 1})
 		waitIdle(t, p, 1)
-		waitIdleDead(t, p, 1)
+		u.waitDead(t, 1)
 		c := mustGet(t, p, Cold)
 		c.Close()
 		if s := p.Stats(); s.Stale != 1 || s.Hits != 0 || s.Misses != 1 {
@@ -220,14 +222,14 @@ func TestPut(t *testing.T) {
 		{
 			name: "unread bytes", handle: greet, want: ErrUnread,
 			prepare: func(t *testing.T, _ *upstream, _ *Pool[*net.TCPConn], c *net.TCPConn) {
-				waitFor(t, "the greeting", func() bool { h, _ := check(c, false); return h == pending })
+				waitFor(t, "the greeting", func() bool { s, _ := kernelState(t, c); return s.queued > 0 })
 			},
 		},
 		{
 			name: "peer closed", handle: closeAtOnce, want: ErrDead,
 			prepare: func(t *testing.T, u *upstream, _ *Pool[*net.TCPConn], c *net.TCPConn) {
 				waitClosed(t, u, c)
-				waitFor(t, "the FIN", func() bool { _, err := check(c, false); return err != nil })
+				waitFor(t, "the FIN", func() bool { s, _ := kernelState(t, c); return s.dead })
 			},
 		},
 		{
@@ -334,7 +336,7 @@ func TestGetDropsReusedWithLateBytes(t *testing.T) {
 		t.Fatalf("Put: %v", err)
 	}
 	close(late)
-	waitFor(t, "the late bytes", func() bool { _, n := idleHealth(p); return n == 1 })
+	u.waitWithBytes(t, 1)
 	c2 := mustGet(t, p, Cold)
 	c2.Close()
 	waitClosed(t, u, c)

@@ -1,3 +1,6 @@
+// White-box (package pool): it checks the Unix-socket half of the probe
+// (unixOpen, through established) on a socketpair, which no Conn a pool
+// holds can put in each state on demand.
 package pool
 
 import (

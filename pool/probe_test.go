@@ -1,25 +1,37 @@
+// White-box (package pool): it asks the probe itself (check) about one
+// socket in each state the kernel can show, which the public API shows only
+// mixed with the pool's policy.
 package pool
 
 import (
 	"errors"
 	"io"
 	"net"
-	"path/filepath"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warmport/warmport/internal/testsrv"
 )
 
 func TestProbe(t *testing.T) {
 	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "aix" {
 		t.Skip("no liveness probe on " + runtime.GOOS)
 	}
+	echo := testsrv.Echo
+	greet := func(c net.Conn, _ func()) {
+		if _, err := io.WriteString(c, greeting); err == nil {
+			echo(c, nil)
+		}
+	}
+	greetAndClose := func(c net.Conn, _ func()) { io.WriteString(c, greeting) }
+	closeAtOnce := func(net.Conn, func()) {}
 	isEOF := func(err error) bool { return errors.Is(err, io.EOF) }
 	isErr := func(err error) bool { return err != nil }
 	for _, tt := range []struct {
 		name    string
-		handle  func(net.Conn)
+		handle  testsrv.Handler
 		linux   bool                             // needs TCP_INFO
 		prepare func(t *testing.T, c halfCloser) // then wait until probe's answer settles
 		strict  bool
@@ -58,13 +70,12 @@ func TestProbe(t *testing.T) {
 				var h health
 				// The server acts asynchronously: wait for the expected answer,
 				// then check it is exactly that.
-				waitFor(t, "the probe's answer", func() bool {
+				for deadline := time.Now().Add(testsrv.Timeout); ; time.Sleep(time.Millisecond) {
 					h, err = check(c, tt.strict)
-					if tt.wantErr != nil {
-						return err != nil
+					if (tt.wantErr != nil && err != nil) || (tt.wantErr == nil && (h == tt.want || err != nil)) || time.Now().After(deadline) {
+						break
 					}
-					return h == tt.want || err != nil
-				})
+				}
 				switch {
 				case tt.wantErr == nil && (err != nil || h != tt.want):
 					t.Fatalf("probe: got %d, %v; want %d, nil", h, err, tt.want)
@@ -82,6 +93,9 @@ func TestProbe(t *testing.T) {
 	}
 }
 
+// greeting is what a server that speaks first sends (an SSH banner).
+const greeting = "SSH-2.0-test\r\n"
+
 // halfCloser is a TCP or Unix stream connection.
 type halfCloser interface {
 	net.Conn
@@ -89,35 +103,25 @@ type halfCloser interface {
 	CloseWrite() error
 }
 
-// dialProbed connects to a server on network (TCP on 127.0.0.1, or a Unix
-// socket in a temporary directory) that runs handle on the connection.
-func dialProbed(t *testing.T, network string, handle func(net.Conn)) halfCloser {
+// dialProbed connects to a testsrv.Server on network (TCP on 127.0.0.1, or
+// a Unix socket in a temporary directory) that runs handle on the connection.
+func dialProbed(t testing.TB, network string, handle testsrv.Handler) halfCloser {
 	t.Helper()
-	if network == "tcp" {
-		c, err := startUpstream(t, handle).dial(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "up.sock"))
+	c, err := net.Dial(network, testsrv.Serve(t, network, "", handle).Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); <-served })
-	go func() {
-		defer close(served)
-		sc, err := ln.Accept()
-		if err != nil {
-			return
+	t.Cleanup(func() { c.Close() })
+	return c.(halfCloser)
+}
+
+// BenchmarkProbe is the liveness check of one borrow.
+func BenchmarkProbe(b *testing.B) {
+	c := dialProbed(b, "tcp", testsrv.Echo)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := check(c, false); err != nil {
+			b.Fatal(err)
 		}
-		defer sc.Close()
-		handle(sc)
-	}()
-	c, err := net.Dial("unix", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
 	}
-	return c.(*net.UnixConn)
 }

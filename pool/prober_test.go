@@ -1,10 +1,12 @@
-package pool
+package pool_test
 
 import (
 	"context"
 	"errors"
 	"sync/atomic"
 	"testing"
+
+	. "github.com/warmport/warmport/pool"
 )
 
 // selfChecked is a Conn that checks itself (Prober), as a TLS connection or

@@ -1,14 +1,12 @@
 package pool
 
-import "time"
-
 // Rewarm is for a caller that learnt the path to the upstream is back (an
 // SSH connection healed after a drop): it discards the idle connections its
 // probe finds dead (counted stale), forgets that a background dial failed,
 // and refills to Warm while clients keep coming (as the reaper does), so the
 // next client finds a live warm connection instead of dead ones and a dial.
 func (p *Pool[C]) Rewarm() {
-	now := time.Now()
+	now := p.now()
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

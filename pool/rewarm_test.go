@@ -1,4 +1,4 @@
-package pool
+package pool_test
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	. "github.com/warmport/warmport/pool"
 )
 
 // Rewarm after the path to the upstream came back: the idle connections

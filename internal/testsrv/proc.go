@@ -2,6 +2,7 @@ package testsrv
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,22 +26,40 @@ type Proc struct {
 	err     error         // Wait's, once exited is closed
 
 	mu      sync.Mutex
-	log     strings.Builder // stdout and stderr, in order, bounded
+	log     strings.Builder // stdout and stderr, in order, bounded; stderr alone with SplitStdout
+	stdout  bytes.Buffer    // with SplitStdout: all of stdout
 	changed chan struct{}   // closed and replaced at every line
 	outEnd  chan struct{}   // closed once the output reached its end
+	stdEnd  chan struct{}   // closed once stdout reached its end (at once without SplitStdout)
 }
+
+// An Option changes how Start runs a process.
+type Option func(*options)
+
+type options struct{ splitStdout bool }
+
+// SplitStdout keeps the process's stdout apart from its stderr, whole and
+// unbounded (Stdout): for a program whose stdout is data (warmport's JSON
+// summary) while stderr says how it does (its ready line). Output and
+// WaitOutput then see stderr alone.
+func SplitStdout() Option { return func(o *options) { o.splitStdout = true } }
 
 // Start runs cmd, its stdout and stderr read together, and waits (bounded
 // by Timeout) for a line of it that contains ready; "" waits for nothing
 // (a server that prints no ready line: the caller waits in its own way).
 // A process that exits first, or says nothing in time, is stopped and
 // reaped, and the error holds its output: the caller fails the test or, if
-// the output says so, tries again (an address taken meanwhile). The test's
+// the output says so, tries again (an address taken meanwhile). Options
+// (SplitStdout) change what is kept. The test's
 // end stops the process (Stop), and logs its output if the test failed. cmd must not have been started; unless it
 // set SysProcAttr, the process is killed should the test process die.
-func Start(t testing.TB, cmd *exec.Cmd, ready string) (*Proc, error) {
+func Start(t testing.TB, cmd *exec.Cmd, ready string, opt ...Option) (*Proc, error) {
 	t.Helper()
-	// A pipe of our own rather than an io.Writer: exec's copying goroutine
+	var o options
+	for _, f := range opt {
+		f(&o)
+	}
+	// Pipes of our own rather than an io.Writer: exec's copying goroutine
 	// would make Wait wait for every process that inherited the pipe (sshd's
 	// connection processes), not just this one.
 	r, w, err := os.Pipe()
@@ -48,18 +67,39 @@ func Start(t testing.TB, cmd *exec.Cmd, ready string) (*Proc, error) {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = w, w
+	var rOut, wOut *os.File
+	if o.splitStdout {
+		if rOut, wOut, err = os.Pipe(); err != nil {
+			r.Close()
+			w.Close()
+			return nil, err
+		}
+		cmd.Stdout = wOut
+	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = dieWithParent()
 	}
 	err = cmd.Start()
 	w.Close()
+	if wOut != nil {
+		wOut.Close()
+	}
 	if err != nil {
 		r.Close()
+		if rOut != nil {
+			rOut.Close()
+		}
 		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
-	p := &Proc{t: t, cmd: cmd, exited: make(chan struct{}), changed: make(chan struct{}), outEnd: make(chan struct{})}
+	p := &Proc{t: t, cmd: cmd, exited: make(chan struct{}), changed: make(chan struct{}),
+		outEnd: make(chan struct{}), stdEnd: make(chan struct{})}
 	seen := make(chan time.Time, 1)
 	go p.read(r, ready, seen)
+	if rOut != nil {
+		go p.readStdout(rOut)
+	} else {
+		close(p.stdEnd)
+	}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.exited)
@@ -68,6 +108,9 @@ func Start(t testing.TB, cmd *exec.Cmd, ready string) (*Proc, error) {
 		p.Stop()
 		if t.Failed() {
 			t.Logf("%s's output:\n%s", cmd.Path, p.Output())
+			if o.splitStdout {
+				t.Logf("%s's stdout:\n%s", cmd.Path, p.Stdout())
+			}
 		}
 	})
 	if ready == "" {
@@ -88,9 +131,9 @@ func Start(t testing.TB, cmd *exec.Cmd, ready string) (*Proc, error) {
 }
 
 // MustStart is Start that fails the test when the process does not start.
-func MustStart(t testing.TB, cmd *exec.Cmd, ready string) *Proc {
+func MustStart(t testing.TB, cmd *exec.Cmd, ready string, opt ...Option) *Proc {
 	t.Helper()
-	p, err := Start(t, cmd, ready)
+	p, err := Start(t, cmd, ready, opt...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,13 +163,41 @@ func (p *Proc) read(r *os.File, ready string, seen chan<- time.Time) {
 	}
 }
 
-// waitRead waits, briefly, for the output's end after the process exited:
-// a child that inherited the pipe may hold it open longer.
-func (p *Proc) waitRead() {
-	select {
-	case <-p.outEnd:
-	case <-time.After(time.Second):
+// readStdout keeps stdout (SplitStdout).
+func (p *Proc) readStdout(r *os.File) {
+	defer close(p.stdEnd)
+	defer r.Close()
+	b := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(b)
+		p.mu.Lock()
+		p.stdout.Write(b[:n])
+		p.mu.Unlock()
+		if err != nil { // io.EOF once every holder of the pipe closed it
+			return
+		}
 	}
+}
+
+// waitRead waits, briefly, for the output's end after the process exited:
+// a child that inherited the pipes may hold them open longer.
+func (p *Proc) waitRead() {
+	limit := time.After(time.Second)
+	for _, end := range []chan struct{}{p.outEnd, p.stdEnd} {
+		select {
+		case <-end:
+		case <-limit:
+			return
+		}
+	}
+}
+
+// Stdout is what the process printed on stdout so far, with SplitStdout;
+// "" without it (stdout is then in Output).
+func (p *Proc) Stdout() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stdout.String()
 }
 
 // Output is what the process printed so far (bounded), for failure messages.

@@ -40,6 +40,12 @@ func TestStart(t *testing.T) {
 			t.Errorf("Wait: got %d, output %q; want 4, \"last words\\n\"", code, p.Output())
 		}
 	})
+	t.Run("split stdout", func(t *testing.T) {
+		p := MustStart(t, exec.Command("/bin/sh", "-c", "printf 'data\\nno newline'; echo said >&2; echo ready >&2"), "ready", SplitStdout())
+		if code := p.Wait(t); code != 0 || p.Stdout() != "data\nno newline" || p.Output() != "said\nready\n" {
+			t.Errorf("Wait: got %d, stdout %q, output %q; want 0, \"data\\nno newline\", \"said\\nready\\n\"", code, p.Stdout(), p.Output())
+		}
+	})
 	t.Run("killed", func(t *testing.T) {
 		p := MustStart(t, exec.Command("sleep", "60"), "")
 		p.Signal(syscall.SIGKILL)
