@@ -123,6 +123,13 @@ func Start(t testing.TB, cmd *exec.Cmd, ready string, opt ...Option) (*Proc, err
 		return p, nil
 	case <-p.exited:
 		p.waitRead()
+		// A process that said it was ready and then exited at once leaves
+		// both cases ready, and select picks either: its output decides.
+		select {
+		case p.readyAt = <-seen:
+			return p, nil
+		default:
+		}
 		return nil, fmt.Errorf("%s exited before it was ready (%v):\n%s", cmd.Path, p.err, p.Output())
 	case <-timer.C:
 		p.Stop()
