@@ -267,11 +267,7 @@ func (p *pair) copierClientEOF() {
 		}
 	})
 	if !recycling && !p.copyState().toClientEnded.Load() && !p.aborted.Load() { // else the pair's end, or the abort's reset, ends the upstream right after us
-		// A TLS close_notify is a write: it may take the upstream's reset
-		// (resetUnderEOF), and then the EOF did not pass.
-		if err := up.CloseWrite(); errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
-			p.fail(err)
-		}
+		up.CloseWrite()
 	}
 }
 
