@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/warmport/warmport/session"
@@ -38,6 +39,7 @@ type copyPair struct {
 	ended         atomic.Int32 // directions that have ended
 	toClientEnded atomic.Bool  // upstreamToClient has ended
 	toUpEnded     atomic.Bool  // clientToUpstream has ended
+	finToClient   atomic.Bool  // the client's write side is shut, or about to be (resetUnderEOF)
 
 	// windowMu is held by writes in the replay window and by the replay
 	// rule, which needs their count still (copier_replay.go).
@@ -180,6 +182,10 @@ func (p *pair) clientToUpstream() {
 		}
 		putBuf(bp)
 		if err == io.EOF {
+			if resetUnderEOF(fdOf(p.client), cp.finToClient.Load) {
+				p.fail(errResetTaken)
+				break
+			}
 			p.copierClientEOF()
 			break
 		}
@@ -222,8 +228,11 @@ func (p *pair) upstreamToClient() {
 			break
 		}
 		var cause error // the failure the replay rule weighs: nil for a clean EOF
-		if err != io.EOF {
+		switch {
+		case err != io.EOF:
 			cause = err
+		case resetUnderEOF(fdOf(old), p.sentClientEOF):
+			cause = errResetTaken
 		}
 		if n == 0 && p.shouldRedial(cause) && p.mayReplay(old) {
 			if p.redial(old) {
@@ -235,7 +244,8 @@ func (p *pair) upstreamToClient() {
 			p.fail(cause)
 		} else {
 			p.upstreamEnded()
-			if !cp.toUpEnded.Load() { // else the pair's end closes the client right after us
+			cp.finToClient.Store(true)
+			if !cp.toUpEnded.Load() && !p.aborted.Load() { // else the pair's end, or the abort's reset, ends the client right after us (see resetUnderEOF)
 				cp.client.CloseWrite()
 			}
 		}
@@ -256,9 +266,48 @@ func (p *pair) copierClientEOF() {
 			up.SetReadDeadline(aLongTimeAgo)
 		}
 	})
-	if !recycling && !p.copyState().toClientEnded.Load() { // else the pair's end closes the upstream right after us
+	if !recycling && !p.copyState().toClientEnded.Load() && !p.aborted.Load() { // else the pair's end, or the abort's reset, ends the upstream right after us
 		up.CloseWrite()
 	}
+}
+
+// errResetTaken is the peer's reset that another call on the socket took
+// and a read then found as EOF (resetUnderEOF).
+var errResetTaken = os.NewSyscallError("read", syscall.ECONNRESET)
+
+// resetUnderEOF tells whether the EOF a direction read from a socket of the
+// kernel's (onFD lends its fd; nil: none) hides the peer's reset. The kernel
+// reports a reset once, to whichever call on the socket comes first, and
+// reads after it find EOF; the copier calls on each socket from two
+// goroutines (one direction reads it while the other writes it), so when a
+// write takes the reset, the read finds an EOF that would pass on as a clean
+// end before the write's failure aborts the pair. A FIN never closes a TCP
+// connection whose side of ours is still open: the kernel holding it closed
+// then means a reset (or a timeout). finSent tells whether we shut our side;
+// it is asked after the kernel and set before the shutdown, so a close our
+// own FIN completed is never taken for a reset.
+//
+// A socket the pair's abort closed tells nothing, and its read may end in
+// EOF too; so an EOF passes on only if, asked after this, the pair was not
+// aborted (aborted is set before any socket is closed). The copier's
+// streams of our sockets are duplicates (streamOf): until the abort's wake
+// drops them, a shutdown through one still sends a FIN, ahead of the
+// abort's reset.
+func resetUnderEOF(onFD func(func(fd int)), finSent func() bool) bool {
+	if onFD == nil {
+		return false
+	}
+	closed := false
+	onFD(func(fd int) { closed = closedByKernel(fd) })
+	return closed && !finSent()
+}
+
+// sentClientEOF tells whether the client's EOF was passed to the upstream,
+// or is about to be: clientEOF is set before the upstream's CloseWrite.
+func (p *pair) sentClientEOF() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.clientEOF
 }
 
 // smallBufSize is the buffer a direction reads with while its source

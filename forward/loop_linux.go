@@ -132,11 +132,15 @@ func (l *loop) post(p *pair) { l.pl.Post(p.id) }
 
 // add hands p to the loop (onLoop) and registers its two sockets; the loop
 // relays from the first event on. Edge-triggered registration reports what
-// is already readable at once.
+// is already readable at once. Both join under the shard's mu, under which
+// the loop finds a pair for an event: the loop steps p only once both are
+// in its set. Else the client's first bytes, come before the upstream
+// joined, could fail on a stale upstream, whose redial closes it and makes
+// its add fail (a client reset where a replay was due).
 func (l *loop) add(p *pair) error {
 	l.shard.mu.Lock()
+	defer l.shard.mu.Unlock()
 	p.lp.onLoop = true
-	l.shard.mu.Unlock()
 	if err := l.addSocket(p, false); err != nil {
 		return err
 	}

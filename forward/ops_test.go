@@ -24,16 +24,18 @@ import (
 // nobody's request, and bytes_up counts the client's bytes only.
 func TestProxyHeaderOnReplay(t *testing.T) {
 	got := make(chan string, 4)
-	up := startUpstream(t, staleAfterBorrow(t, func(c *net.TCPConn) {
+	handle, held := staleAfterBorrow(t, func(c *net.TCPConn) {
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		r := bufio.NewReader(c)
 		hdr, _ := r.ReadString('\n')
 		req, _ := r.ReadString('\n')
 		got <- hdr + req
 		c.Write([]byte(req))
-	}))
+	})
+	up := startUpstream(t, handle)
 	f, addr := startForwarder(t, Config{Remote: up.addr(), ProxyProtocol: proxyhdr.V1, Pool: pool.Options{Warm: 2}})
 	eventually(t, "pool filled", func() bool { return f.pool.Stats().Idle == 2 })
+	held()
 	c := dial(t, addr)
 	msg := "first request, replayed once\n"
 	c.Write([]byte(msg))

@@ -50,7 +50,7 @@ const (
 // written bytes of the client's were written to it. It may wait up to
 // replayVerdictWait: never call it on the event loop.
 func replayable(old *sock, written int) bool {
-	return replayableFD(func(fn func(fd int)) { withFD(old, fn) }, written)
+	return replayableFD(fdOf(old), written)
 }
 
 // replayableFD is replayable for the socket whose fd onFD lends.

@@ -25,6 +25,13 @@ func kernelVerdict(fd, written int) verdict {
 	return consumed
 }
 
+// closedByKernel tells whether the kernel holds fd's TCP connection closed
+// (a reset or a timeout; our own FIN answered is one way more).
+func closedByKernel(fd int) bool {
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	return err == nil && info.State == unix.BPF_TCP_CLOSE
+}
+
 // waitReset waits up to d for fd to be reset (poll's POLLERR or POLLHUP).
 func waitReset(fd int, d time.Duration) {
 	pfd := []unix.PollFd{{Fd: int32(fd)}}

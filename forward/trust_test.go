@@ -124,14 +124,16 @@ func TestReplaySinkGetsEachRequestOnce(t *testing.T) {
 // and a miss, and the record says cold.
 func TestReplayAfterStaleWarm(t *testing.T) {
 	var log requestLog
-	up := startUpstream(t, staleAfterBorrow(t, func(c *net.TCPConn) {
+	handle, held := staleAfterBorrow(t, func(c *net.TCPConn) {
 		b := make([]byte, 1024)
 		n, _ := c.Read(b)
 		log.add(string(b[:n]))
 		c.Write(b[:n])
-	}))
+	})
+	up := startUpstream(t, handle)
 	f, addr := startForwarder(t, Config{Remote: up.addr(), Pool: pool.Options{Warm: 2}})
 	eventually(t, "pool filled", func() bool { return f.pool.Stats().Idle == 2 })
+	held()
 	c := dial(t, addr)
 	msg := []byte("first request, replayed once")
 	c.Write(msg)
@@ -384,10 +386,13 @@ func TestReuseNoReplyToTheWrongClient(t *testing.T) {
 // staleAfterBorrow wraps serve for an upstream whose first two connections
 // (the pool's pre-dials) go stale right after the probe: they are held until
 // a warm borrow's probe has passed, then closed; later connections go to
-// serve.
-func staleAfterBorrow(t *testing.T, serve func(*net.TCPConn)) func(*net.TCPConn) {
+// serve. Which connection is which is decided as its handler starts, and
+// handlers start in any order: the test calls held, after the pool filled
+// and before a client comes, so that the pool's refill after the borrow is
+// never taken for a pre-dial (the borrowed one would then be served).
+func staleAfterBorrow(t *testing.T, serve func(*net.TCPConn)) (handle func(*net.TCPConn), held func()) {
 	t.Helper()
-	closeNow := make(chan struct{})
+	closeNow, heldBoth := make(chan struct{}), make(chan struct{})
 	var closed sync.WaitGroup
 	closed.Add(2)
 	var mu sync.Mutex
@@ -399,10 +404,13 @@ func staleAfterBorrow(t *testing.T, serve func(*net.TCPConn)) func(*net.TCPConn)
 		}
 	}
 	t.Cleanup(func() { afterBorrow = nil })
-	return func(c *net.TCPConn) {
+	handle = func(c *net.TCPConn) {
 		mu.Lock()
-		stale := dialed < 2
 		dialed++
+		stale := dialed <= 2
+		if dialed == 2 {
+			close(heldBoth)
+		}
 		mu.Unlock()
 		if stale {
 			<-closeNow
@@ -412,4 +420,13 @@ func staleAfterBorrow(t *testing.T, serve func(*net.TCPConn)) func(*net.TCPConn)
 		}
 		serve(c)
 	}
+	held = func() {
+		t.Helper()
+		select {
+		case <-heldBoth:
+		case <-time.After(testTimeout):
+			t.Fatal("the upstream never saw the pool's two pre-dials")
+		}
+	}
+	return handle, held
 }

@@ -23,18 +23,30 @@ func replayableStream(s upConn, written int) bool {
 		return true
 	}
 	ks, ok := s.(kernelStream)
-	if !ok {
+	onFD := fdOf(s)
+	if !ok || onFD == nil {
 		return false
 	}
-	sc, ok := ks.NetConn().(syscall.Conn)
-	if !ok {
-		return false
+	return replayableFD(onFD, ks.WrittenSinceProbe())
+}
+
+// fdOf lends the fd of up's socket of the kernel's (a *sock, or a
+// kernelStream's) to the func it is given, unless the socket is closed; nil
+// when up has none (an SSH channel).
+func fdOf(up upConn) func(func(fd int)) {
+	switch u := up.(type) {
+	case *sock:
+		return func(fn func(fd int)) { withFD(u, fn) }
+	case kernelStream:
+		sc, ok := u.NetConn().(syscall.Conn)
+		if !ok {
+			return nil
+		}
+		raw, err := sc.SyscallConn()
+		if err != nil {
+			return nil
+		}
+		return func(fn func(fd int)) { raw.Control(func(fd uintptr) { fn(int(fd)) }) }
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	return replayableFD(func(fn func(fd int)) {
-		raw.Control(func(fd uintptr) { fn(int(fd)) })
-	}, ks.WrittenSinceProbe())
+	return nil
 }

@@ -51,14 +51,17 @@ func TestTLSReplayWindow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ca := tlstest.NewCA(t, "test CA")
-			closeNow, closed := make(chan struct{}), make(chan struct{})
+			closeNow, closed, held := make(chan struct{}), make(chan struct{}), make(chan struct{})
 			var mu sync.Mutex
 			conns, requests := 0, 0
 			srv := tlstest.Serve(t, tlstest.ServerOptions{Cert: ca.Localhost(t), Handle: func(tc2 *tls.Conn) {
 				mu.Lock()
 				conns++
-				stale := conns == 1 // the pre-dialed one
+				stale := conns == 1 // the pre-dialed one: the test lets the client come only once its handler runs
 				mu.Unlock()
+				if stale {
+					close(held)
+				}
 				b := make([]byte, 1024)
 				if stale {
 					if tc.readFirst {
@@ -92,6 +95,11 @@ func TestTLSReplayWindow(t *testing.T) {
 			}
 			f, addr := startForwarder(t, Config{Remote: srv.Addr, DialStream: tlsDialer(t, ca), Pool: pool.Options{Warm: 1}})
 			eventually(t, "the warm handshake", func() bool { return f.PoolStats().Idle == 1 })
+			select { // else the refill after the borrow may start its handler first and be taken for the stale one
+			case <-held:
+			case <-time.After(testTimeout):
+				t.Fatal("the server never handled the pre-dialed connection")
+			}
 			c := dial(t, addr)
 			msg := []byte("a request that must arrive once")
 			c.Write(msg)
