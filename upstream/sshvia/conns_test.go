@@ -352,38 +352,3 @@ func TestFailureKey(t *testing.T) {
 		}
 	}
 }
-
-// firstOnly relays the first connection to target and closes every later
-// one at once, as a server with a limit of one connection would.
-func firstOnly(t testing.TB, target string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for first := true; ; first = false {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if !first {
-				c.Close()
-				continue
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(up, c); up.Close() }()
-			go func() { defer wg.Done(); io.Copy(c, up); c.Close() }()
-		}
-	}()
-	return ln.Addr().String()
-}
