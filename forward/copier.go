@@ -41,6 +41,12 @@ type copyPair struct {
 	toUpEnded     atomic.Bool  // clientToUpstream has ended
 	finToClient   atomic.Bool  // the client's write side is shut, or about to be (resetUnderEOF)
 
+	// upFinMu is held while the client's EOF is passed to the upstream
+	// (copierClientEOF), so sentClientEOF can wait for that CloseWrite's
+	// outcome; upFinFailed: it failed, so no FIN of ours went out.
+	upFinMu     sync.Mutex
+	upFinFailed atomic.Bool
+
 	// windowMu is held by writes in the replay window and by the replay
 	// rule, which needs their count still (copier_replay.go).
 	windowMu sync.Mutex
@@ -259,6 +265,9 @@ func (p *pair) upstreamToClient() {
 // upstreamToClient's Read so it stops between chunks. The upstream is taken
 // under p.mu: a redial swaps it under p.mu, before this or seeing clientEOF.
 func (p *pair) copierClientEOF() {
+	cp := p.copyState()
+	cp.upFinMu.Lock()
+	defer cp.upFinMu.Unlock()
 	var up stream
 	recycling := p.clientEnded(func(recycling bool) {
 		up = p.copyState().upstreamStream()
@@ -266,8 +275,11 @@ func (p *pair) copierClientEOF() {
 			up.SetReadDeadline(aLongTimeAgo)
 		}
 	})
-	if !recycling && !p.copyState().toClientEnded.Load() && !p.aborted.Load() { // else the pair's end, or the abort's reset, ends the upstream right after us
-		up.CloseWrite()
+	if !recycling && !cp.toClientEnded.Load() && !p.aborted.Load() { // else the pair's end, or the abort's reset, ends the upstream right after us
+		// A CloseWrite that fails (TLS: the close_notify's write took the
+		// upstream's reset) sent no FIN: the EOF the upstream's reader then
+		// finds is that reset's (sentClientEOF).
+		cp.upFinFailed.Store(up.CloseWrite() != nil)
 	}
 }
 
@@ -302,12 +314,17 @@ func resetUnderEOF(onFD func(func(fd int)), finSent func() bool) bool {
 	return closed && !finSent()
 }
 
-// sentClientEOF tells whether the client's EOF was passed to the upstream,
-// or is about to be: clientEOF is set before the upstream's CloseWrite.
+// sentClientEOF tells whether the client's EOF went to the upstream as our
+// FIN: it waits for a CloseWrite in progress (copierClientEOF), and one that
+// failed sent none.
 func (p *pair) sentClientEOF() bool {
+	cp := p.copyState()
+	cp.upFinMu.Lock() // waits for a CloseWrite in progress
+	cp.upFinMu.Unlock()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.clientEOF
+	eof := p.clientEOF
+	p.mu.Unlock()
+	return eof && !cp.upFinFailed.Load()
 }
 
 // smallBufSize is the buffer a direction reads with while its source

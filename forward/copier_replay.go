@@ -98,7 +98,7 @@ func (p *pair) redial(old upConn) bool {
 		}
 	}
 	if p.clientEOF && !p.recycling {
-		u.CloseWrite()
+		p.copyState().upFinFailed.Store(u.CloseWrite() != nil) // see sentClientEOF
 	}
 	return true
 }

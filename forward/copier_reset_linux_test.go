@@ -26,6 +26,17 @@ import (
 // machine picks now and then): the client still gets a reset, never a
 // clean EOF, and the record says error.
 func TestCopierResetTakenByWrite(t *testing.T) {
+	t.Run("the client's bytes", func(t *testing.T) { testResetTakenByWrite(t, 0, false) })
+	// The client's EOF: crypto/tls writes close_notify before the FIN, and
+	// that write takes the reset, so no FIN of ours went out and the EOF
+	// the read finds is still the reset's.
+	t.Run("close_notify", func(t *testing.T) { testResetTakenByWrite(t, 1, true) })
+}
+
+// testResetTakenByWrite: the upstream's write number skip+1 after the
+// handshake takes the reset; halfClose: the client half-closes after its
+// bytes, so that write is crypto/tls's close_notify.
+func testResetTakenByWrite(t *testing.T, skip int32, halfClose bool) {
 	ca := tlstest.NewCA(t, "test CA")
 	resetNow := make(chan struct{})
 	srv := tlstest.Serve(t, tlstest.ServerOptions{Cert: ca.Localhost(t), Handle: func(tc *tls.Conn) {
@@ -51,6 +62,7 @@ func TestCopierResetTakenByWrite(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
+		raw.skip.Store(skip)
 		raw.armed.Store(true) // the relay's calls from here on
 		raws.Store(raw)
 		return s, nil
@@ -58,6 +70,9 @@ func TestCopierResetTakenByWrite(t *testing.T) {
 	f, addr := startForwarder(t, Config{Remote: srv.Addr, DialStream: dialStream, Pool: pool.Options{Warm: 0}})
 	c := dial(t, addr)
 	c.Write([]byte("hello"))
+	if halfClose {
+		c.CloseWrite()
+	}
 	got, err := io.ReadAll(c)
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("client read: got %q, %v; want a reset (the server's abort is no clean EOF)", got, err)
@@ -89,6 +104,7 @@ func TestCopierResetTakenByWrite(t *testing.T) {
 type writeFirstConn struct {
 	*net.TCPConn
 	armed               atomic.Bool
+	skip                atomic.Int32  // armed writes that pass before the one under test
 	resetNow            chan struct{} // tells the server to reset
 	wrote, read         chan struct{} // the first write's and read's syscalls are done
 	writeOnce, readOnce sync.Once
@@ -97,7 +113,7 @@ type writeFirstConn struct {
 }
 
 func (c *writeFirstConn) Write(b []byte) (n int, err error) {
-	if !c.armed.Load() {
+	if !c.armed.Load() || c.skip.Add(-1) >= 0 {
 		return c.TCPConn.Write(b)
 	}
 	first := false
